@@ -1,0 +1,55 @@
+"""Errors a step raises on purpose, and how each is reported.
+
+A step that fails tells three audiences what happened: GitHub gets a short ``summary`` (a commit status
+description is capped at 140 characters), the logs get the full ``detail``, and Argo gets the summary as
+the container's termination message, which it folds into the node message that ``{{workflow.failures}}``
+hands to the exit handler (https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler).
+
+``DataError`` is bad input that its author must fix (reported as ``failure``); ``InfraError`` is a
+dependency that did not answer or answered wrongly (reported as ``error`` when it ends a run).
+Neither may carry a secret: summaries and details are built from names, counts and paths only.
+"""
+
+from __future__ import annotations
+
+SUMMARY_LIMIT = 140
+
+
+class StepError(Exception):
+    """An expected, explained step failure.
+
+    Args:
+        summary: One line naming the cause and, where it helps, the fix. Clipped to 140 characters.
+        detail: Everything a person needs to fix it (every problem found, file names, key paths).
+    """
+
+    kind = "failure"
+
+    def __init__(self, summary: str, detail: str | None = None) -> None:
+        summary = " ".join(summary.split())
+        if len(summary) > SUMMARY_LIMIT:
+            summary = summary[: SUMMARY_LIMIT - 1].rstrip() + "…"
+        super().__init__(summary)
+        self.summary = summary
+        self.detail = detail or summary
+
+
+class DataError(StepError):
+    """The release data, its metadata or a configuration value is wrong; the author must fix it."""
+
+    kind = "failure"
+
+
+class InfraError(StepError):
+    """A dependency (GitHub, S3, Argo CD) failed after its retry budget; re-running may succeed."""
+
+    kind = "error"
+
+
+class ConfigError(StepError):
+    """The step was given settings it cannot work with (missing key file, unknown environment, ...)."""
+
+    kind = "failure"
+
+
+__all__ = ["SUMMARY_LIMIT", "ConfigError", "DataError", "InfraError", "StepError"]
