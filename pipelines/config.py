@@ -1,0 +1,380 @@
+"""The project's one configuration file, ``hera_config.yaml``: a typed, validated model and its loader.
+
+Everything the cluster needs is rendered from this file (the WorkflowTemplate, Argo Events resources, Argo
+CD Applications and notifications config), and the CLI reads its Argo server settings from it. The
+sections mirror the systems involved: Argo Workflows
+(https://argo-workflows.readthedocs.io/en/latest/rest-api/), the runner image, GitHub
+(https://docs.github.com/en/rest), S3/MinIO, Argo CD (https://argo-cd.readthedocs.io/en/stable/) and the
+``repoRegistrations`` list, one entry per repository and GitHub App installation.
+
+Any scalar setting may be overridden by an environment variable named ``GSM_<SECTION>_<KEY>`` in upper
+snake case, for example ``GSM_GITHUB_API_URL`` or ``GSM_S3_ENDPOINT_URL`` (see ``env_overrides``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+DEFAULT_CONFIG = Path("hera_config.yaml")
+ENV_PREFIX = "GSM_"
+_NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class ConfigFileError(Exception):
+    """``hera_config.yaml`` is missing, unreadable or invalid; the message names the file, key path and fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, validate_default=True
+    )
+
+
+class ArgoSettings(_Model):
+    """Where the Argo Server is and how to talk to it."""
+
+    host: str = "https://localhost:2746"
+    namespace: str = "argo"
+    token_env: str = "ARGO_TOKEN"
+    verify_tls: StrictBool = True
+    ca_bundle: str | None = None
+    ui_url: str | None = None
+
+    @property
+    def ui_base(self) -> str:
+        """Base URL of the Argo Workflows UI (defaults to the server host)."""
+        return (self.ui_url or self.host).rstrip("/")
+
+
+class ImageSettings(_Model):
+    """The runner image; its tag must match the package version (``pyproject.toml``)."""
+
+    repository: str = "ghcr.io/acme/gitops-status-matrix"
+    tag: str = "0.1.0"
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+
+    @property
+    def ref(self) -> str:
+        """The full image reference ``repository:tag``."""
+        return f"{self.repository}:{self.tag}"
+
+
+class WorkflowSettings(_Model):
+    """Workflow-wide settings of the release-data-prep WorkflowTemplate."""
+
+    template_name: str = Field("release-data-prep", pattern=_NAME_RE)
+    service_account: str = "release-data-prep"
+    active_deadline_seconds: StrictInt = Field(3600, gt=0)
+    ttl_after_success_seconds: StrictInt = Field(86400, ge=0)
+    ttl_after_failure_seconds: StrictInt = Field(7 * 86400, ge=0)
+    table_parallelism: StrictInt = Field(4, ge=1, le=64)
+    retry_limit: StrictInt = Field(3, ge=0, le=10)
+
+
+class GitHubSettings(_Model):
+    """GitHub (or GitHub Enterprise Server) and the default GitHub App."""
+
+    api_url: str = Field("https://api.github.com", pattern=r"^https?://[^\s/]+(/api/v3)?/?$")
+    app_id: StrictInt | None = Field(None, gt=0)
+    status_context: str = Field("release-data-prep", min_length=1, max_length=255)
+    target_url_template: str = "{argo_ui}/workflows/{namespace}/{workflow}"
+    private_key_secret: str = "github-app-{app_id}"
+    private_key_secret_key: str = "private-key"
+    request_timeout_seconds: float = Field(10.0, gt=0)
+    retry_budget_seconds: float = Field(90.0, gt=0)
+    required_contexts: list[str] = []
+
+    @property
+    def web_host(self) -> str:
+        """Host of the web UI that repository URLs use (``github.com`` or the GHES host)."""
+        host = re.sub(r"^https?://", "", self.api_url).split("/")[0]
+        return "github.com" if host == "api.github.com" else host
+
+    @property
+    def is_enterprise(self) -> bool:
+        """Whether this is GitHub Enterprise Server (API under ``/api/v3``)."""
+        return self.web_host != "github.com"
+
+
+class S3Settings(_Model):
+    """Where released data is published (AWS S3 or MinIO)."""
+
+    bucket: str = "release-data"
+    prefix: str = "releases"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    credentials_secret: str = "s3-credentials"
+
+
+class ArgoCDSettings(_Model):
+    """The Argo CD API server that gates deployments, and where Applications are rendered to."""
+
+    server_url: str = "https://argocd-server.argocd.svc"
+    app_name: str | None = None
+    namespace: str = "argocd"
+    project: str = "default"
+    token_secret: str = "argocd-token"
+    verify_tls: StrictBool = True
+    ca_bundle: str | None = None
+    stability_seconds: float = Field(30.0, ge=0)
+    timeout_seconds: float = Field(900.0, gt=0)
+
+
+class Environment(_Model):
+    """One GitHub deployment environment, fed by one branch and backed by one Argo CD Application."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    branch: str = "main"
+    argocd_app: str | None = None
+    url: str | None = None
+    production: StrictBool = False
+    after: str | None = None
+
+
+class Preview(_Model):
+    """Opt-in preview environments ``preview/pr-N`` for pull requests."""
+
+    enabled: StrictBool = False
+    argocd_app: str | None = None
+    url: str | None = None
+    delete_on_close: StrictBool = False
+
+
+class ArgoCDSource(_Model):
+    """Source and destination of the registration's Argo CD Application."""
+
+    path: str = "deploy"
+    target_revision: str | None = None
+    destination_namespace: str | None = None
+    destination_server: str = "https://kubernetes.default.svc"
+    project: str | None = None
+    automated: StrictBool = True
+
+
+class RepoRegistration(_Model):
+    """A repository whose pushes and pull requests run release-data-prep."""
+
+    name: str = Field(pattern=_NAME_RE)
+    repo_url: str
+    installation_id: StrictInt | None = Field(None, gt=0)
+    app_id: StrictInt | None = Field(None, gt=0)
+    default_branch: str = Field("main", min_length=1)
+    data_path: str = "release-data/"
+    events: list[Literal["push", "pull_request"]] = Field(["push", "pull_request"], min_length=1)
+    argocd: ArgoCDSource = ArgoCDSource()
+    environments: list[Environment] = [Environment(name="staging", branch="main")]
+    preview: Preview = Preview()
+    pr_comment: StrictBool = True
+    check_run: StrictBool = False
+
+    @property
+    def full_name(self) -> str:
+        """``owner/name`` of the repository."""
+        parts = self.repo_url.rstrip("/").removesuffix(".git").split("/")
+        return f"{parts[-2]}/{parts[-1]}"
+
+    @property
+    def owner(self) -> str:
+        """The organization or user that owns the repository."""
+        return self.full_name.split("/")[0]
+
+    @model_validator(mode="after")
+    def _check(self) -> RepoRegistration:
+        if not re.fullmatch(r"https://[^\s/]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?(\.git)?/?", self.repo_url):
+            raise ValueError(
+                f"repoUrl {self.repo_url!r} is not a GitHub HTTPS URL; use https://github.com/OWNER/REPO"
+            )
+        names = [e.name for e in self.environments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"environments: duplicate environment names {names}")
+        for env in self.environments:
+            if env.after is not None and env.after not in names:
+                raise ValueError(f"environments: {env.name!r} comes after unknown environment {env.after!r}")
+        if self.data_path.startswith("/") or ".." in Path(self.data_path).parts:
+            raise ValueError(f"dataPath {self.data_path!r} must be a relative path inside the repository")
+        return self
+
+
+class Config(_Model):
+    """The whole of ``hera_config.yaml``."""
+
+    argo: ArgoSettings = ArgoSettings()
+    image: ImageSettings = ImageSettings()
+    workflow: WorkflowSettings = WorkflowSettings()
+    github: GitHubSettings = GitHubSettings()
+    s3: S3Settings = S3Settings()
+    argocd: ArgoCDSettings = ArgoCDSettings()
+    repo_registrations: list[RepoRegistration] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        names = [r.name for r in self.repo_registrations]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate registration names {dupes}: give each registration a unique name")
+        repos = [r.full_name.lower() for r in self.repo_registrations]
+        dupes = sorted({n for n in repos if repos.count(n) > 1})
+        if dupes:
+            raise ValueError(f"repositories registered twice {dupes}: keep one registration per repository")
+        for reg in self.repo_registrations:
+            host = reg.repo_url.split("/")[2]
+            if host != self.github.web_host:
+                raise ValueError(
+                    f"registration {reg.name!r}: repoUrl host {host!r} does not match github.apiUrl "
+                    f"({self.github.api_url}); use https://{self.github.web_host}/OWNER/REPO"
+                )
+            if reg.installation_id is None and self.github.app_id is None and reg.app_id is None:
+                raise ValueError(
+                    f"registration {reg.name!r} has no installationId and no app id to look it up with; "
+                    "set installationId or github.appId"
+                )
+        return self
+
+    def registration(self, repo: str) -> RepoRegistration:
+        """The registration of ``owner/name`` (case-insensitive).
+
+        Raises:
+            KeyError: the repository is not registered.
+        """
+        for reg in self.repo_registrations:
+            if reg.full_name.lower() == repo.lower():
+                return reg
+        raise KeyError(f"{repo} is not registered in repoRegistrations")
+
+    def app_id_for(self, reg: RepoRegistration) -> int | None:
+        """The GitHub App id of a registration: its own, else the global one."""
+        return reg.app_id if reg.app_id is not None else self.github.app_id
+
+
+_FIXES = {
+    "extra_forbidden": "remove it or check its spelling",
+    "int_type": "write a plain integer without quotes",
+    "int_parsing": "write a plain integer without quotes",
+    "bool_type": "write true or false",
+    "string_type": "write a string",
+    "missing": "add it",
+    "literal_error": "use one of the allowed values",
+    "string_pattern_mismatch": "use the allowed form",
+    "list_type": "write a YAML list",
+}
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "list[", "literal[")):
+            continue
+        else:
+            out += ("." if out else "") + to_camel(str(part))
+    return out or "(top level)"
+
+
+def format_errors(source: str, error: ValidationError) -> str:
+    """Render pydantic errors as ``file: key.path: problem (got X); fix: ...`` lines."""
+    lines = [f"{source}: {error.error_count()} problem(s):"]
+    for err in error.errors(include_url=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        got = "" if err["type"] in {"missing", "value_error"} else f" (got {err.get('input')!r})"
+        fix = _FIXES.get(err["type"])
+        lines.append(f"  {source}: {_key_path(err['loc'])}: {msg}{got}" + (f"; fix: {fix}" if fix else ""))
+    return "\n".join(lines)
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Collect ``GSM_<SECTION>_<KEY>`` overrides of scalar settings.
+
+    Returns:
+        A nested dict ``{section: {key: value}}`` with values parsed as YAML scalars.
+
+    Raises:
+        ConfigFileError: a ``GSM_`` variable names no scalar setting.
+    """
+    environ = os.environ if environ is None else environ
+    sections = {
+        name: field.annotation
+        for name, field in Config.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, _Model)
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for var, raw in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX):
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        for section, model in sections.items():
+            key = rest.removeprefix(section + "_")
+            if rest.startswith(section + "_") and key in model.model_fields:
+                value = yaml.safe_load(raw) if raw else None
+                out.setdefault(to_camel(section), {})[to_camel(key)] = value
+                break
+        else:
+            raise ConfigFileError(
+                f"environment variable {var} names no setting; use GSM_<SECTION>_<KEY>, e.g. GSM_GITHUB_API_URL"
+            )
+    return out
+
+
+def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Load, override from the environment and validate a config file.
+
+    Args:
+        path: The YAML file; ``hera_config.yaml`` in the working directory by default. A missing default
+            file yields the built-in defaults (no registrations).
+        environ: Environment for ``GSM_*`` overrides (``os.environ`` by default).
+
+    Raises:
+        ConfigFileError: unreadable file, bad YAML, or invalid settings; the message names the file,
+            every key path and the fix.
+    """
+    source = Path(path) if path is not None else DEFAULT_CONFIG
+    data: dict[str, Any] = {}
+    if source.exists():
+        try:
+            loaded = yaml.safe_load(source.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigFileError(f"{source}: cannot read YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigFileError(f"{source}: the top level must be a mapping of sections, not {type(loaded).__name__}")
+        data = loaded or {}
+    elif path is not None:
+        raise ConfigFileError(f"{source}: no such file; pass --config PATH to an existing hera_config.yaml")
+    for section, values in env_overrides(environ).items():
+        current = data.get(section) or {}
+        if not isinstance(current, dict):
+            raise ConfigFileError(f"{source}: {section} must be a mapping")
+        data[section] = {**current, **values}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigFileError(format_errors(str(source), exc)) from None
+
+
+InstallationId = Annotated[int, Field(gt=0)]
+
+__all__ = [
+    "ArgoCDSettings",
+    "ArgoCDSource",
+    "ArgoSettings",
+    "Config",
+    "ConfigFileError",
+    "Environment",
+    "GitHubSettings",
+    "ImageSettings",
+    "InstallationId",
+    "Preview",
+    "RepoRegistration",
+    "S3Settings",
+    "WorkflowSettings",
+    "env_overrides",
+    "format_errors",
+    "load_config",
+]

@@ -1,0 +1,30 @@
+"""The arguments of the workflows, in the order every caller must use.
+
+Argo Events addresses ``spec.arguments.parameters.N.value`` by index
+(https://argoproj.github.io/argo-events/tutorials/02-parameterization/), so the order here is a contract
+between the WorkflowTemplates, the Sensor triggers, ``pipelines submit`` and the local runner.
+"""
+
+RELEASE_TEMPLATE = "release-data-prep"
+CLEANUP_TEMPLATE = "release-preview-cleanup"
+
+# name -> default ("" means required at submission unless noted)
+RELEASE_PARAMETERS: dict[str, str] = {
+    "repo": "",  # owner/name
+    "sha": "",  # 40-hex commit
+    "event": "push",  # push | pull_request
+    "pr-number": "",  # empty for push
+    "ref": "",  # refs/heads/main or refs/pull/N/head
+    "installation-id": "",  # from the registration, never from the payload
+    "app-id": "",  # GitHub App of that installation
+    "data-path": "release-data/",
+}
+
+CLEANUP_PARAMETERS: dict[str, str] = {
+    "repo": "",
+    "pr-number": "",
+    "installation-id": "",
+    "app-id": "",
+}
+
+__all__ = ["CLEANUP_PARAMETERS", "CLEANUP_TEMPLATE", "RELEASE_PARAMETERS", "RELEASE_TEMPLATE"]
