@@ -189,9 +189,7 @@ class RepoRegistration(_Model):
     @model_validator(mode="after")
     def _check(self) -> RepoRegistration:
         if not re.fullmatch(r"https://[^\s/]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?(\.git)?/?", self.repo_url):
-            raise ValueError(
-                f"repoUrl {self.repo_url!r} is not a GitHub HTTPS URL; use https://github.com/OWNER/REPO"
-            )
+            raise ValueError(f"repoUrl {self.repo_url!r} is not a GitHub HTTPS URL; use https://github.com/OWNER/REPO")
         names = [e.name for e in self.environments]
         if len(set(names)) != len(names):
             raise ValueError(f"environments: duplicate environment names {names}")
