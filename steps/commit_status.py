@@ -6,8 +6,6 @@ GitHub's 1000-statuses-per-context limit far away). ``report_pending`` and ``rep
 functions the WorkflowTemplate runs first and in its exit handler.
 """
 
-from __future__ import annotations
-
 import logging
 import re
 from dataclasses import asdict, dataclass
@@ -27,6 +25,7 @@ from steps.status_policy import (
     parse_failures,
     pending_description,
 )
+from steps.step import step
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +126,13 @@ def _send(repo: str, sha: str, state: str, description: str, installation_id: st
     return asdict(result)
 
 
+@step
 def report_pending(repo: str, sha: str, installation_id: str = "", app_id: str = "", workflow_name: str = "") -> dict:
     """Step: mark the commit ``pending`` as soon as the run starts."""
     return _send(repo, sha, "pending", pending_description(workflow_name), installation_id, app_id)
 
 
+@step
 def report_final(
     repo: str,
     sha: str,

@@ -1,0 +1,118 @@
+"""Validate rendered resources against the official schemas, Hera's models and, optionally, an Argo Server.
+
+Hera's pydantic models drop unknown keys silently, so each resource is also checked against the JSON
+schemas published by Argo Workflows (https://github.com/argoproj/argo-workflows/tree/main/api/jsonschema),
+Argo Events and the Argo CD Application CRD, copied into ``pipelines/schemas/`` with their licenses.
+With ``--server``, WorkflowTemplates also go through the Argo Server's lint endpoint
+(``POST /api/v1/workflow-templates/{namespace}/lint``).
+"""
+
+import functools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hera.workflows import models as hera_models
+from jsonschema import Draft7Validator, Draft202012Validator
+from jsonschema.exceptions import best_match
+from pydantic import ValidationError
+
+_SCHEMAS = importlib_resources.files("pipelines") / "schemas"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One lint finding: where, and what is wrong."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@functools.cache
+def _json_schema(name: str) -> dict[str, Any]:
+    return json.loads((_SCHEMAS / name).read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator(api_version: str, kind: str) -> Draft7Validator | Draft202012Validator | None:
+    if api_version == "argoproj.io/v1alpha1" and kind in {"Workflow", "WorkflowTemplate", "CronWorkflow"}:
+        doc = _json_schema("argo-workflows-schema.json")
+        return Draft202012Validator(
+            {"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}", "definitions": doc["definitions"]}
+        )
+    if api_version == "argoproj.io/v1alpha1" and kind in {"EventSource", "Sensor", "EventBus"}:
+        doc = _json_schema("argo-events-schema.json")
+        return Draft7Validator({"$ref": f"#/definitions/io.argoproj.events.v1alpha1.{kind}", **doc})
+    if api_version == "argoproj.io/v1alpha1" and kind == "Application":
+        crd = yaml.safe_load((_SCHEMAS / "argocd-application-crd.yaml").read_text(encoding="utf-8"))
+        version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")
+        return Draft7Validator(version["schema"]["openAPIV3Schema"])
+    return None
+
+
+def _check_core(resource: dict[str, Any], where: str) -> list[Problem]:
+    problems = []
+    for section in ("data", "stringData"):
+        for key, value in (resource.get(section) or {}).items():
+            if not isinstance(value, str):
+                problems.append(Problem(where, f"{section}.{key} must be a string, not {type(value).__name__}"))
+    return problems
+
+
+def _check_hera(resource: dict[str, Any], where: str) -> list[Problem]:
+    model = getattr(hera_models, resource["kind"], None)
+    if model is None or resource.get("apiVersion") != "argoproj.io/v1alpha1":
+        return []
+    try:
+        model.model_validate(resource)
+    except ValidationError as exc:
+        return [Problem(where, f"Hera model {resource['kind']}: {err['msg']} at {err['loc']}") for err in exc.errors()]
+    return []
+
+
+def lint_resource(resource: dict[str, Any], where: str) -> list[Problem]:
+    """Validate one resource against its official schema (and Hera's model for Argo Workflows kinds)."""
+    api_version, kind = resource.get("apiVersion", ""), resource.get("kind", "")
+    if not api_version or not kind or not (resource.get("metadata") or {}).get("name"):
+        return [Problem(where, "not a Kubernetes resource: apiVersion, kind and metadata.name are required")]
+    if api_version == "v1":
+        return _check_core(resource, where)
+    validator = _validator(api_version, kind)
+    if validator is None:
+        return [Problem(where, f"no schema known for {api_version} {kind}; add one to pipelines/lint.py")]
+    problems = []
+    for error in sorted(validator.iter_errors(resource), key=lambda e: list(e.absolute_path)):
+        error = best_match([error])
+        path = ".".join(str(p) for p in error.absolute_path) or "(root)"
+        problems.append(Problem(where, f"{path}: {error.message[:300]}"))
+    if kind in {"Workflow", "WorkflowTemplate", "CronWorkflow"}:
+        problems.extend(_check_hera(resource, where))
+    return problems
+
+
+def load_files(paths: Iterable[Path]) -> list[tuple[str, dict[str, Any]]]:
+    """Read every YAML document of the given files as ``(where, resource)`` pairs."""
+    out = []
+    for path in paths:
+        for index, doc in enumerate(yaml.safe_load_all(path.read_text(encoding="utf-8"))):
+            if doc is not None:
+                out.append((f"{path}#{index}" if index else str(path), doc))
+    return out
+
+
+def lint_all(resources: Iterable[tuple[str, dict[str, Any]]]) -> list[Problem]:
+    """Lint every ``(where, resource)`` pair; returns all problems found."""
+    problems: list[Problem] = []
+    for where, resource in resources:
+        problems.extend(lint_resource(resource, where))
+    return problems
+
+
+__all__ = ["Problem", "lint_all", "lint_resource", "load_files"]
