@@ -20,22 +20,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
+from pydantic import Field, StrictBool, StrictInt, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
+
+from steps.registrations import (
+    _NAME_RE,
+    ArgoCDSource,
+    Environment,
+    Preview,
+    RepoRegistration,
+    _Model,
+)
 
 DEFAULT_CONFIG = Path("hera_config.yaml")
 ENV_PREFIX = "GSM_"
-_NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
 class ConfigFileError(Exception):
     """``hera_config.yaml`` is missing, unreadable or invalid; the message names the file, key path and fix."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, validate_default=True
-    )
 
 
 class ArgoSettings(_Model):
@@ -126,79 +128,6 @@ class ArgoCDSettings(_Model):
     ca_bundle: str | None = None
     stability_seconds: float = Field(30.0, ge=0)
     timeout_seconds: float = Field(900.0, gt=0)
-
-
-class Environment(_Model):
-    """One GitHub deployment environment, fed by one branch and backed by one Argo CD Application."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-    branch: str = "main"
-    argocd_app: str | None = None
-    url: str | None = None
-    production: StrictBool = False
-    after: str | None = None
-
-
-class Preview(_Model):
-    """Opt-in preview environments ``preview/pr-N`` for pull requests."""
-
-    enabled: StrictBool = False
-    argocd_app: str | None = None
-    url: str | None = None
-    delete_on_close: StrictBool = False
-
-
-class ArgoCDSource(_Model):
-    """Source and destination of the registration's Argo CD Application."""
-
-    path: str = "deploy"
-    target_revision: str | None = None
-    destination_namespace: str | None = None
-    destination_server: str = "https://kubernetes.default.svc"
-    project: str | None = None
-    automated: StrictBool = True
-
-
-class RepoRegistration(_Model):
-    """A repository whose pushes and pull requests run release-data-prep."""
-
-    name: str = Field(pattern=_NAME_RE)
-    repo_url: str
-    installation_id: StrictInt | None = Field(None, gt=0)
-    app_id: StrictInt | None = Field(None, gt=0)
-    default_branch: str = Field("main", min_length=1)
-    data_path: str = "release-data/"
-    events: list[Literal["push", "pull_request"]] = Field(["push", "pull_request"], min_length=1)
-    argocd: ArgoCDSource = ArgoCDSource()
-    environments: list[Environment] = [Environment(name="staging", branch="main")]
-    preview: Preview = Preview()
-    pr_comment: StrictBool = True
-    check_run: StrictBool = False
-
-    @property
-    def full_name(self) -> str:
-        """``owner/name`` of the repository."""
-        parts = self.repo_url.rstrip("/").removesuffix(".git").split("/")
-        return f"{parts[-2]}/{parts[-1]}"
-
-    @property
-    def owner(self) -> str:
-        """The organization or user that owns the repository."""
-        return self.full_name.split("/")[0]
-
-    @model_validator(mode="after")
-    def _check(self) -> RepoRegistration:
-        if not re.fullmatch(r"https://[^\s/]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?(\.git)?/?", self.repo_url):
-            raise ValueError(f"repoUrl {self.repo_url!r} is not a GitHub HTTPS URL; use https://github.com/OWNER/REPO")
-        names = [e.name for e in self.environments]
-        if len(set(names)) != len(names):
-            raise ValueError(f"environments: duplicate environment names {names}")
-        for env in self.environments:
-            if env.after is not None and env.after not in names:
-                raise ValueError(f"environments: {env.name!r} comes after unknown environment {env.after!r}")
-        if self.data_path.startswith("/") or ".." in Path(self.data_path).parts:
-            raise ValueError(f"dataPath {self.data_path!r} must be a relative path inside the repository")
-        return self
 
 
 class Config(_Model):
