@@ -94,7 +94,7 @@ def github_for(
     return Github(
         base_url=api_url.rstrip("/"),
         auth=auth,
-        timeout=timeout,  # type: ignore[arg-type]
+        timeout=max(1, round(timeout)),
         retry=make_retry(budget, backoff_factor=backoff_factor),
         per_page=100,
         lazy=True,
@@ -141,7 +141,7 @@ class RepoClient:
                 budget=self._budget,
                 backoff_factor=self._backoff,
             )
-            self._repo = gh.get_repo(self.repository, lazy=True)
+            self._repo = gh.get_repo(self.repository)
         return self._repo
 
     def call(self, action: str, fn: Callable[[Repository], T]) -> T:
