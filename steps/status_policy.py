@@ -16,7 +16,7 @@ from steps.errors import SUMMARY_LIMIT
 
 STATES = ("error", "failure", "pending", "success")
 PHASE_TO_STATE = {"Succeeded": "success", "Failed": "failure", "Error": "error"}
-_EXIT_PREFIX = re.compile(r"^(Error \(exit code \d+\)|failed with exit code \d+)(: )?")
+_EXIT_PREFIX = re.compile(r"^(Error \(exit code \d+\)|failed with exit code \d+): ")
 
 
 def github_state(workflow_status: str) -> str:
