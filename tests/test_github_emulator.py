@@ -12,6 +12,7 @@ import gzip
 import io
 import re
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 
 import github
 import pytest
@@ -303,6 +304,19 @@ def test_commit_status_reads(github_emulator: SeededGitHubEmulator, token: str) 
     ).json()
     assert combined["state"] == "failure"
     assert [s.state for s in github_emulator.statuses("acme/data", SHA)] == ["pending", "success", "success", "error"]
+
+
+def test_concurrent_requests_are_served_and_stored_consistently(
+    github_emulator: SeededGitHubEmulator, token: str
+) -> None:
+    def one(i: int) -> int:
+        return post_status(github_emulator, token, state="pending", context=f"c{i}").status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(one, range(16)))
+    assert codes == [201] * 16
+    stored = github_emulator.statuses("acme/data", SHA)
+    assert len({s.id for s in stored}) == 16 and len(github_emulator.calls) == 17
 
 
 def test_status_on_a_branch_name_is_refused(github_emulator: SeededGitHubEmulator, token: str) -> None:

@@ -1384,13 +1384,13 @@ class GitHubEmulator:
             raise _error(404, "Not Found", ctx.docs_url)
         body = ctx.body or {}
         repos = list(inst.repositories)
-        narrowed = "repositories" in body or "repository_ids" in body
+        narrowed = bool(body.get("repositories") or body.get("repository_ids"))
         if narrowed:
             by_name = {r.split("/")[1]: r for r in inst.repositories}
             by_id = {self._repo(r).id: r for r in inst.repositories}
             wanted = [by_name.get(n.lower().split("/")[-1]) for n in body.get("repositories", [])]
             wanted += [by_id.get(i) for i in body.get("repository_ids", [])]
-            if None in wanted or not wanted:
+            if None in wanted:
                 raise _error(
                     422,
                     "There is at least one repository that does not exist or is not accessible to "
