@@ -80,7 +80,9 @@ def _prices(rng: random.Random) -> pl.DataFrame:
                     "currency": currency,
                 }
             )
-    return pl.DataFrame(rows, schema={"product_id": pl.String, "date": pl.Date, "price": pl.Float64, "currency": pl.String})
+    return pl.DataFrame(
+        rows, schema={"product_id": pl.String, "date": pl.Date, "price": pl.Float64, "currency": pl.String}
+    )
 
 
 def _release_yaml(description: str) -> str:

@@ -117,7 +117,7 @@ def check_label(column: str | None, check: str) -> str:
     if name == "in_range":
         return f"{subject} in [{args}]"
     if name in {"isin", "notin"}:
-        return f"{subject} {'in' if name == 'isin' else 'not in'} {_clip(args, 32)}"
+        return f"{subject} {'in' if name == 'isin' else 'not in'} {_clip(args, 40)}"
     if name in {"str_matches", "str_contains"}:
         return f"{subject} {name.removeprefix('str_')} {args.strip(chr(39))}"
     if name in {"dtype", "coerce_dtype"}:
@@ -253,7 +253,9 @@ class _CsvSource:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _Unreadable(f"header (line 1) is not UTF-8 at byte {exc.start}; save the file as UTF-8") from exc
+            raise _Unreadable(
+                f"header (line 1) is not UTF-8 at byte offset {exc.start}; save the file as UTF-8"
+            ) from exc
         self.columns = next(csv.reader(io.StringIO(text)), [])
         empty = [i + 1 for i, name in enumerate(self.columns) if not name.strip()]
         duplicated = sorted({name for name in self.columns if self.columns.count(name) > 1})
@@ -269,11 +271,20 @@ class _CsvSource:
         self.notes: list[str] = []
         self._swallowed = 0
 
+    def _note_line_breaks(self, after: int) -> None:
+        if not self.notes:
+            self.notes.append(
+                f"quoted values span lines after data row {after:,}: from there a row's file line is not "
+                "row + 1, and row numbers count records"
+            )
+
     def _on_invalid_row(self, row: arrow_csv.InvalidRow) -> str:
         if self.failures is not None:
             # An unterminated quote makes one bad row of several lines; later rows keep their numbers.
             number = row.number - 1 - self._swallowed
             self._swallowed += row.text.count("\n")
+            if "\n" in row.text:
+                self._note_line_breaks(number)
             self.skipped.append(number)
             self.failures.at_row(
                 number,
@@ -305,10 +316,7 @@ class _CsvSource:
             if not isinstance(raw, pl.DataFrame) or not raw.width:
                 raw = pl.DataFrame(height=batch.num_rows)
             if failures is not None and raw.width and not self.notes and _has_line_break(raw):
-                self.notes.append(
-                    f"quoted values span lines after data row {done:,}: from there the file line of a row is "
-                    "not row + 1, and rows after a skipped row may be numbered a little low"
-                )
+                self._note_line_breaks(done)
             text, bad_text = _decode(raw, done)
             typed, bad_type = _convert(text, dtypes, done)
             bad = [part for part in (bad_text, bad_type) if part is not None]
