@@ -9,7 +9,9 @@ Error), computed from the time elapsed since creation, so no thread runs per wor
 
 Lint, create and update check manifests against pipelines/schemas/argo-workflows-schema.json (with the
 IntOrString override described in tests/specs/README.md) and answer InvalidArgument (code 3) with the first
-schema error. Messages the emulator invents where upstream wording was not checked say so in their docstring.
+schema error. Messages the emulator invents where upstream wording was not checked say so where they are raised.
+Declared query parameters it does not act on (``getOptions.resourceVersion``, ``fields``, ``uid``, and every
+``listOptions.*`` but ``labelSelector``) are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -285,6 +287,11 @@ def _parse_timeline(timeline: Iterable[Sequence[Any]]) -> list[tuple[float, str,
 class ArgoServerEmulator(GrpcGatewayEmulator):
     """The Argo Workflows server: templates, submit/create/get workflows with scripted progress, lint.
 
+    Requests are checked against the swagger subset with the same IntOrString override as lint, since the real
+    server accepts ``retryStrategy.limit: 10``. Errors are ``{"code", "message"}`` (no ``error`` field), as the
+    Argo Server writes them. A token added with ``allowed=False``, or a namespace outside ``namespaces``, gets 403
+    code 7 with a Kubernetes RBAC message.
+
     Args:
         namespace: the namespace the server manages (more can be added to ``namespaces``).
     """
@@ -295,6 +302,7 @@ class ArgoServerEmulator(GrpcGatewayEmulator):
     missing_token_message = "token not valid. see https://argo-workflows.readthedocs.io/en/latest/faq/"
     invalid_token_message = missing_token_message
     service_account = "system:serviceaccount:argo:argo-server"
+    _schema = ManifestSchema()
 
     def __init__(self, namespace: str = "argo") -> None:
         super().__init__()
@@ -303,9 +311,8 @@ class ArgoServerEmulator(GrpcGatewayEmulator):
         self.pending_seconds = 0.2
         self.node_seconds = 0.1
         self.failure_message = "Error (exit code 1)"
-        self.next_outcome: str | None = None
+        self._next_outcome: str | None = None
         self._workflow_timeline: list[tuple[float, str, str | None]] | None = None
-        self._schema = ManifestSchema()
         self._templates: dict[tuple[str, str], dict[str, Any]] = {}
         self._workflows: dict[tuple[str, str], _Workflow] = {}
         self._resource_version = 5000
@@ -323,6 +330,20 @@ class ArgoServerEmulator(GrpcGatewayEmulator):
         self.handlers.update({operation: self._lint for operation in _LINTS})
 
     # ------------------------------------------------------------------ scripting API
+
+    @property
+    def next_outcome(self) -> str | None:
+        """Final phase of the next created workflow only ("Succeeded", "Failed" or "Error"); then back to None.
+
+        With Failed or Error, the pod running last fails with ``failure_message``.
+        """
+        return self._next_outcome
+
+    @next_outcome.setter
+    def next_outcome(self, outcome: str | None) -> None:
+        if outcome is not None and outcome not in TERMINAL_PHASES:
+            raise ValueError(f"next_outcome must be one of {sorted(TERMINAL_PHASES)} or None, not {outcome!r}")
+        self._next_outcome = outcome
 
     @property
     def workflow_timeline(self) -> list[tuple[float, str, str | None]] | None:
@@ -491,7 +512,7 @@ class ArgoServerEmulator(GrpcGatewayEmulator):
                 raise GrpcError(3, f"spec.arguments.{name}.value is required")
 
     def _timeline(self, pods: int) -> list[_Step]:
-        outcome, self.next_outcome = self.next_outcome or "Succeeded", None
+        outcome, self._next_outcome = self._next_outcome or "Succeeded", None
         if self._workflow_timeline is not None:
             raw = list(self._workflow_timeline)
             if raw and raw[-1][1] in TERMINAL_PHASES and outcome != "Succeeded":

@@ -10,7 +10,9 @@ request and response validation against a Swagger 2.0 subset (tests/specs/), and
 ``ArgoCDEmulator`` models the Argo CD API server for the operations of tests/specs/argocd-swagger-subset.json:
 list/get applications (with the 403-for-a-missing-app trap of argo-cd ``getAppEnforceRBAC``), the application
 watch stream, and session login. Applications follow scripted timelines of sync status, health and sync
-operation (https://argo-cd.readthedocs.io/en/stable/operator-manual/health/).
+operation (https://argo-cd.readthedocs.io/en/stable/operator-manual/health/). Query parameters the subset declares
+but the emulator does not act on (``resourceVersion``; ``refresh`` on list and watch) are accepted and ignored.
+Default health and operation messages are realistic examples, not strings checked against upstream.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from werkzeug.wrappers import Request, Response
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 
 #: HTTP status per gRPC code, as grpc-gateway's ``runtime.HTTPStatusFromCode`` maps them.
-GRPC_HTTP_STATUS = {3: 400, 5: 404, 6: 409, 7: 403, 10: 409, 12: 501, 16: 401}
+GRPC_HTTP_STATUS = {3: 400, 5: 404, 6: 409, 7: 403, 10: 409, 12: 501, 13: 500, 16: 401}
 
 _PATH_PARAM = re.compile(r"\{([^}]+)\}")
 
@@ -341,6 +343,10 @@ class GrpcGatewayEmulator:
             result = self.handlers[operation_id](ctx)
         except GrpcError as error:
             return self._finish(request, operation_id, body, error=error)
+        except Exception as exc:  # an emulator bug: answer Internal and make the fixture's teardown fail
+            with self._lock:
+                self.invalid_responses.append(Problem(request.method, request.path, f"emulator error: {exc!r}"))
+            return self._finish(request, operation_id, body, error=GrpcError(13, f"emulator error: {exc}"))
         if isinstance(result, Response):
             self._record(request, operation_id, body, result.status_code)
             return result
@@ -490,6 +496,9 @@ def _with_sources(target: dict[str, Any], app: _App) -> dict[str, Any]:
 
 class ArgoCDEmulator(GrpcGatewayEmulator):
     """The Argo CD API server: applications with scripted state, the watch stream, sessions.
+
+    A token added with ``allowed=False`` behaves like one without RBAC rights: GET of an app answers 403
+    "permission denied", while list and watch answer 200 without the apps (Argo CD filters, it does not refuse).
 
     Args:
         namespace: the namespace Argo CD's Applications live in (``metadata.namespace``).
@@ -959,8 +968,9 @@ class ArgoCDEmulator(GrpcGatewayEmulator):
 def _peer_closed(sock: socket.socket) -> bool:
     """Tell whether the client has closed its end (readable with nothing to read)."""
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0)) and sock.recv(1, socket.MSG_PEEK) == b""
     except OSError:
         return True
 
