@@ -116,10 +116,25 @@ class S3Settings(_Model):
     credentials_secret: str = "s3-credentials"
 
 
+class EventsSettings(_Model):
+    """Argo Events: where the EventSource and Sensor live and how GitHub reaches the webhook."""
+
+    namespace: str = "argo-events"
+    event_source_name: str = Field("github", pattern=_NAME_RE)
+    sensor_name: str = Field("gitops-status-matrix", pattern=_NAME_RE)
+    event_bus_name: str = "default"
+    webhook_port: StrictInt = Field(12000, gt=0, lt=65536)
+    webhook_endpoint_prefix: str = Field("/github", pattern=r"^/[A-Za-z0-9/_-]*$")
+    webhook_secret_name: str = "github-webhook-secret"
+    sensor_service_account: str = "gitops-status-matrix-sensor"
+
+
 class ArgoCDSettings(_Model):
     """The Argo CD API server that gates deployments, and where Applications are rendered to."""
 
     server_url: str = "https://argocd-server.argocd.svc"
+    ui_url: str | None = None
+    deployment_reporter: Literal["workflow", "notifications"] = "workflow"
     app_name: str | None = None
     namespace: str = "argocd"
     project: str = "default"
@@ -128,6 +143,11 @@ class ArgoCDSettings(_Model):
     ca_bundle: str | None = None
     stability_seconds: float = Field(30.0, ge=0)
     timeout_seconds: float = Field(900.0, gt=0)
+
+    @property
+    def ui_base(self) -> str:
+        """Base URL people open for the Argo CD UI (defaults to the server URL)."""
+        return (self.ui_url or self.server_url).rstrip("/")
 
 
 class Config(_Model):
@@ -139,6 +159,7 @@ class Config(_Model):
     github: GitHubSettings = GitHubSettings()
     s3: S3Settings = S3Settings()
     argocd: ArgoCDSettings = ArgoCDSettings()
+    events: EventsSettings = EventsSettings()
     repo_registrations: list[RepoRegistration] = []
 
     @model_validator(mode="after")
@@ -294,6 +315,7 @@ __all__ = [
     "Config",
     "ConfigFileError",
     "Environment",
+    "EventsSettings",
     "GitHubSettings",
     "ImageSettings",
     "InstallationId",

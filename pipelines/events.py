@@ -25,14 +25,8 @@ from collections import defaultdict
 
 from pipelines.config import Config, RepoRegistration
 from pipelines.parameters import CLEANUP_PARAMETERS, CLEANUP_TEMPLATE, RELEASE_PARAMETERS
-from pipelines.secrets_layout import EVENTS_NAMESPACE, WEBHOOK_SECRET_NAME, webhook_secret_key
+from pipelines.secrets_layout import webhook_secret_key
 
-EVENT_SOURCE_NAME = "github"
-SENSOR_NAME = "gitops-status-matrix"
-EVENT_BUS_NAME = "default"
-WEBHOOK_PORT = 12000
-WEBHOOK_ENDPOINT_PREFIX = "/github"
-SENSOR_SERVICE_ACCOUNT = "gitops-status-matrix-sensor"
 EVENT_HEADER_PATH = "headers.X-Github-Event.0"
 RELEASE_PR_ACTIONS = ("opened", "reopened", "synchronize")
 TRIGGER_RETRY_STEPS = 3
@@ -58,9 +52,9 @@ def event_name(app_id: int | None) -> str:
     return f"app-{app_id}" if app_id is not None else "github"
 
 
-def webhook_endpoint(app_id: int | None) -> str:
+def webhook_endpoint(config: Config, app_id: int | None) -> str:
     """HTTP path of one App's webhook; the App's webhook URL is the EventSource's public URL plus this."""
-    return f"{WEBHOOK_ENDPOINT_PREFIX}/{event_name(app_id)}"
+    return f"{config.events.webhook_endpoint_prefix.rstrip('/')}/{event_name(app_id)}"
 
 
 def dependency_name(reg: RepoRegistration, kind: str) -> str:
@@ -134,7 +128,7 @@ def _dependency(config: Config, reg: RepoRegistration, kind: str) -> dict:
         data = [_string(EVENT_HEADER_PATH, "^pull_request$"), repo, _string("body.action", f"^({actions})$")]
     return {
         "name": dependency_name(reg, kind),
-        "eventSourceName": EVENT_SOURCE_NAME,
+        "eventSourceName": config.events.event_source_name,
         "eventName": event_name(config.app_id_for(reg)),
         "filters": {"data": data},
     }
@@ -212,7 +206,8 @@ def _kinds(reg: RepoRegistration) -> list[str]:
 
 def event_source(config: Config) -> dict:
     """The ``github`` EventSource: one webhook endpoint per GitHub App, each with its own webhook secret."""
-    service_url = f"http://{EVENT_SOURCE_NAME}-eventsource-svc.{EVENTS_NAMESPACE}.svc:{WEBHOOK_PORT}"
+    ev = config.events
+    service_url = f"http://{ev.event_source_name}-eventsource-svc.{ev.namespace}.svc:{ev.webhook_port}"
     github = {}
     for app_id, regs in _by_app(config).items():
         owners: dict[str, list[str]] = defaultdict(list)
@@ -222,23 +217,23 @@ def event_source(config: Config) -> dict:
         github[event_name(app_id)] = {
             "repositories": [{"owner": o, "names": sorted(names)} for o, names in sorted(owners.items())],
             "webhook": {
-                "endpoint": webhook_endpoint(app_id),
-                "port": str(WEBHOOK_PORT),
+                "endpoint": webhook_endpoint(config, app_id),
+                "port": str(ev.webhook_port),
                 "method": "POST",
                 "url": service_url,
             },
             "events": sorted({event for reg in regs for event in reg.events}),
-            "webhookSecret": {"name": WEBHOOK_SECRET_NAME, "key": webhook_secret_key(app_id)},
+            "webhookSecret": {"name": ev.webhook_secret_name, "key": webhook_secret_key(app_id)},
             "contentType": "json",
             "active": True,
         }
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "EventSource",
-        "metadata": {"name": EVENT_SOURCE_NAME, "namespace": EVENTS_NAMESPACE, "labels": dict(PART_OF)},
+        "metadata": {"name": ev.event_source_name, "namespace": ev.namespace, "labels": dict(PART_OF)},
         "spec": {
-            "eventBusName": EVENT_BUS_NAME,
-            "service": {"ports": [{"name": "http", "port": WEBHOOK_PORT, "targetPort": WEBHOOK_PORT}]},
+            "eventBusName": ev.event_bus_name,
+            "service": {"ports": [{"name": "http", "port": ev.webhook_port, "targetPort": ev.webhook_port}]},
             "github": github,
         },
     }
@@ -246,6 +241,7 @@ def event_source(config: Config) -> dict:
 
 def sensor(config: Config) -> dict:
     """The Sensor: per registration, one filtered dependency and one Workflow trigger per event kind."""
+    ev = config.events
     dependencies, triggers = [], []
     for reg in sorted(config.repo_registrations, key=lambda r: r.name):
         for kind in _kinds(reg):
@@ -254,10 +250,10 @@ def sensor(config: Config) -> dict:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Sensor",
-        "metadata": {"name": SENSOR_NAME, "namespace": EVENTS_NAMESPACE, "labels": dict(PART_OF)},
+        "metadata": {"name": ev.sensor_name, "namespace": ev.namespace, "labels": dict(PART_OF)},
         "spec": {
-            "eventBusName": EVENT_BUS_NAME,
-            "template": {"serviceAccountName": SENSOR_SERVICE_ACCOUNT},
+            "eventBusName": ev.event_bus_name,
+            "template": {"serviceAccountName": ev.sensor_service_account},
             "dependencies": dependencies,
             "triggers": triggers,
         },
@@ -292,6 +288,8 @@ def postsync_hook_resources(config: Config) -> list[dict]:
                 "event": "push",
                 "ref": f"refs/heads/{reg.argocd.target_revision or env.branch}",
                 "data-path": reg.data_path,
+                # Inside a PostSync hook the app cannot turn Healthy before the hook ends: never gate on it.
+                "deploy": "false",
             }
             workflow = _workflow(config, reg, "postsync", template, _arguments(RELEASE_PARAMETERS, values))
             del workflow["metadata"]["generateName"]
@@ -306,14 +304,10 @@ def postsync_hook_resources(config: Config) -> list[dict]:
 
 
 __all__ = [
-    "EVENT_BUS_NAME",
     "EVENT_HEADER_PATH",
-    "EVENT_SOURCE_NAME",
     "PR_CLOSED",
     "PULL_REQUEST",
     "PUSH",
-    "SENSOR_NAME",
-    "WEBHOOK_PORT",
     "dependency_name",
     "event_name",
     "event_source",

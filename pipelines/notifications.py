@@ -34,7 +34,6 @@ TRIGGERS = (TRIGGER_DEPLOYED, TRIGGER_FAILED)
 TEMPLATE_DEPLOYED = "gsm-deployed"
 TEMPLATE_SYNC_FAILED = "gsm-sync-failed"
 TEMPLATE_DEGRADED = "gsm-degraded"
-DEPLOYMENT_REPORTER: Literal["workflow", "notifications"] = "workflow"
 
 Reporter = Literal["workflow", "notifications"]
 
@@ -152,9 +151,10 @@ def _triggers() -> dict[str, list[dict[str, object]]]:
     }
 
 
-def configmap(config: Config, *, reporter: Reporter = DEPLOYMENT_REPORTER) -> dict:
+def configmap(config: Config, *, reporter: Reporter | None = None) -> dict:
     """The ``argocd-notifications-cm`` ConfigMap for every installation that has Applications."""
-    data: dict[str, str] = {"context": _dump({"argocdUrl": config.argocd.server_url.rstrip("/")})}
+    reporter = reporter or config.argocd.deployment_reporter
+    data: dict[str, str] = {"context": _dump({"argocdUrl": config.argocd.ui_base})}
     for installation_id, app_id in sorted(installations(config).items()):
         data[f"service.github.{service_name(installation_id)}"] = _service(config, installation_id, app_id)
     data[f"template.{TEMPLATE_DEPLOYED}"] = _template(
@@ -199,7 +199,6 @@ def resources(config: Config) -> list[dict]:
 
 __all__ = [
     "CONFIGMAP_NAME",
-    "DEPLOYMENT_REPORTER",
     "ENVIRONMENT_ANNOTATION",
     "ENVIRONMENT_URL_ANNOTATION",
     "STATUS_CONTEXT_PREFIX",

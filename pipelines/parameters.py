@@ -18,6 +18,7 @@ RELEASE_PARAMETERS: dict[str, str] = {
     "installation-id": "",  # from the registration, never from the payload
     "app-id": "",  # GitHub App of that installation
     "data-path": "release-data/",
+    "deploy": "true",  # "false": skip the deployment branch (PostSync hooks; Argo CD notifications report)
 }
 
 CLEANUP_PARAMETERS: dict[str, str] = {

@@ -25,6 +25,10 @@ HEADER = (
 # (sub-directory, module) pairs; each module exposes `resources(config) -> list[dict]`.
 GENERATORS: list[tuple[str, str]] = [
     ("workflows", "pipelines.release_data_prep"),
+    ("events", "pipelines.events"),
+    ("argocd", "pipelines.argocd_apps"),
+    ("argocd", "pipelines.notifications"),
+    ("secrets", "pipelines.secrets_layout"),
 ]
 
 _FIRST_KEYS = ("apiVersion", "kind", "metadata", "name", "namespace")

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 from pipelines.config import Config
 
-EVENTS_NAMESPACE = "argo-events"
-WEBHOOK_SECRET_NAME = "github-webhook-secret"  # noqa: S105 - a Secret's name, not a value
 NOTIFICATIONS_SECRET_NAME = "argocd-notifications-secret"  # noqa: S105 - fixed by Argo CD
 S3_KEYS = ("access-key-id", "secret-access-key")  # as pipelines.release_data_prep mounts them
 ARGOCD_TOKEN_KEY = "token"  # noqa: S105 - a key name, not a value
@@ -74,8 +72,8 @@ def layout(config: Config) -> list[SecretSpec]:
         return []
     specs = [
         SecretSpec(
-            WEBHOOK_SECRET_NAME,
-            EVENTS_NAMESPACE,
+            config.events.webhook_secret_name,
+            config.events.namespace,
             tuple(webhook_secret_key(app_id) for app_id in _app_ids(config)),
             "Argo Events EventSource: the webhook secret of each GitHub App, to verify X-Hub-Signature-256",
         ),
@@ -141,12 +139,10 @@ def resources(config: Config) -> list[dict]:
 
 __all__ = [
     "ARGOCD_TOKEN_KEY",
-    "EVENTS_NAMESPACE",
     "KEYS_ANNOTATION",
     "NOTIFICATIONS_SECRET_NAME",
     "S3_KEYS",
     "SecretSpec",
-    "WEBHOOK_SECRET_NAME",
     "app_key_secret",
     "layout",
     "notifications_private_key",

@@ -334,7 +334,7 @@ def test_secret_templates_name_every_key_and_hold_no_value(config):
     assert keys(f"github-app-{APP_B}") == ["private-key"]
     assert keys("github-webhook-secret") == [f"webhook-secret-app-{APP_A}", f"webhook-secret-app-{APP_B}"]
     assert by_name["argocd-notifications-secret"]["metadata"]["namespace"] == "argocd"
-    assert by_name["github-webhook-secret"]["metadata"]["namespace"] == secrets_layout.EVENTS_NAMESPACE
+    assert by_name["github-webhook-secret"]["metadata"]["namespace"] == config.events.namespace
     _, cfg = _parse(config)
     referenced = {ref for service in cfg.services.values() for ref in service.secret_refs}
     assert referenced == set(keys("argocd-notifications-secret"))

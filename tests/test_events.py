@@ -11,7 +11,7 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from pipelines import events
 from pipelines.config import Config, load_config
 from pipelines.parameters import CLEANUP_PARAMETERS, CLEANUP_TEMPLATE, RELEASE_PARAMETERS
-from pipelines.secrets_layout import WEBHOOK_SECRET_NAME, layout
+from pipelines.secrets_layout import layout
 from tests.sensor_eval import (
     SensorEvalError,
     apply_params,
@@ -85,7 +85,12 @@ def _event_of(name: str) -> str:
 
 
 def _deliver(sensor: dict, app_id: int, event: str, payload: dict):
-    return evaluate(sensor, events.EVENT_SOURCE_NAME, events.event_name(app_id), github_event_data(event, payload))
+    return evaluate(
+        sensor,
+        sensor["spec"]["dependencies"][0]["eventSourceName"],
+        events.event_name(app_id),
+        github_event_data(event, payload),
+    )
 
 
 def _as(payload: dict, full_name: str) -> dict:
@@ -375,7 +380,7 @@ def test_dependencies_are_anchored_and_bound_to_their_apps_event(config, sensor)
         ]
     )
     for dep in deps.values():
-        assert dep["eventSourceName"] == events.EVENT_SOURCE_NAME
+        assert dep["eventSourceName"] == config.events.event_source_name
         for f in dep["filters"]["data"]:
             if f["type"] == "string":
                 assert all(v.removeprefix("(?i)").startswith("^") and v.endswith("$") for v in f["value"])
@@ -394,11 +399,11 @@ def test_event_source_has_one_verified_endpoint_per_app_with_repositories_by_own
     assert github[f"app-{MAIN_APP}"]["repositories"] == [{"owner": "Codertocat", "names": ["Hello-World"]}]
     endpoints = {e["webhook"]["endpoint"] for e in github.values()}
     assert len(endpoints) == 2
-    webhook_keys = next(s.keys for s in layout(config) if s.name == WEBHOOK_SECRET_NAME)
+    webhook_keys = next(s.keys for s in layout(config) if s.name == config.events.webhook_secret_name)
     for entry in github.values():
-        assert entry["webhookSecret"]["name"] == WEBHOOK_SECRET_NAME
+        assert entry["webhookSecret"]["name"] == config.events.webhook_secret_name
         assert entry["webhookSecret"]["key"] in webhook_keys
-        assert entry["webhook"]["url"] and entry["webhook"]["port"] == str(events.WEBHOOK_PORT)
+        assert entry["webhook"]["url"] and entry["webhook"]["port"] == str(config.events.webhook_port)
         assert sorted(entry["events"]) == entry["events"]
     assert github[f"app-{MAIN_APP}"]["events"] == ["pull_request", "push"]
 
