@@ -181,6 +181,7 @@ def test_push_to_default_branch_fires_release_with_after_sha(sensor, name):
         ("installation-id", str(MAIN_INSTALLATION)),
         ("app-id", str(MAIN_APP)),
         ("data-path", "data/release/"),
+        ("deploy", "true"),
     ]
 
 
@@ -227,6 +228,7 @@ def test_pull_request_opened_or_synchronized_fires_release_with_head_sha(sensor,
         "installation-id": str(MAIN_INSTALLATION),
         "app-id": str(MAIN_APP),
         "data-path": "data/release/",
+        "deploy": "true",
     }
 
 
