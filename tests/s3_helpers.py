@@ -21,7 +21,7 @@ import socket
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
 
@@ -32,6 +32,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import BaseWSGIServer, make_server
 
 CONTROL_PREFIX = "/_s3_helpers/"
+_LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close() sends a TCP reset
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -227,14 +228,23 @@ class MotoS3Server:
 
 
 class TcpProxy:
-    """A TCP relay to ``target`` that resets a connection once it has carried ``cut_after`` bytes upstream.
+    """A TCP relay to 127.0.0.1:``target_port`` that resets connections mid-request or mid-response.
 
-    At most ``max_cuts`` connections are cut (``None``: every one that goes over the limit).
+    A connection is reset once it has carried ``cut_after`` bytes upstream (client to server) or
+    ``cut_down_after`` bytes downstream; at most ``max_cuts`` connections are cut (``None``: all).
     """
 
-    def __init__(self, target_port: int, *, cut_after: int | None = None, max_cuts: int | None = None) -> None:
+    def __init__(
+        self,
+        target_port: int,
+        *,
+        cut_after: int | None = None,
+        cut_down_after: int | None = None,
+        max_cuts: int | None = None,
+    ) -> None:
         self.target_port = target_port
         self.cut_after = cut_after
+        self.cut_down_after = cut_down_after
         self.max_cuts = max_cuts
         self.cuts = 0
         self.bytes_upstream = 0
@@ -270,7 +280,7 @@ class TcpProxy:
                 with self._lock:
                     self.bytes_upstream += len(data)
                 if self.cut_after is not None and carried > self.cut_after and self._may_cut():
-                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
                     break
                 upstream.sendall(data)
         except OSError:
@@ -279,10 +289,16 @@ class TcpProxy:
             for s in (client, upstream):
                 s.close()
 
-    @staticmethod
-    def _pump_down(upstream: socket.socket, client: socket.socket) -> None:
+    def _pump_down(self, upstream: socket.socket, client: socket.socket) -> None:
+        carried = 0
         try:
             while data := upstream.recv(65536):
+                if self.cut_down_after is not None and carried + len(data) > self.cut_down_after and self._may_cut():
+                    client.sendall(data[: max(self.cut_down_after - carried, 0)])
+                    # shutdown, not just close: the other pump thread is blocked in recv on this socket.
+                    client.shutdown(socket.SHUT_RDWR)
+                    break
+                carried += len(data)
                 client.sendall(data)
         except OSError:
             pass
@@ -347,7 +363,7 @@ class S3Fixture:
         return self.server.app.add_fault(Fault(**kwargs))
 
     def proxy(self, *, cut_after: int | None = None, max_cuts: int | None = None) -> TcpProxy:
-        """A :class:`TcpProxy` in front of the server, closed when the test ends."""
+        """A :class:`TcpProxy` in front of the server that cuts requests, closed when the test ends."""
         p = TcpProxy(self.server.port, cut_after=cut_after, max_cuts=max_cuts)
         self.proxies.append(p)
         return p
@@ -382,6 +398,20 @@ def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Fixture]:
     server.app.reset()
 
 
+@pytest.fixture
+def tcp_proxy() -> Iterator[Callable[..., TcpProxy]]:
+    """Factory for :class:`TcpProxy` instances in front of any local port, closed when the test ends."""
+    proxies: list[TcpProxy] = []
+
+    def make(target_port: int, **kwargs) -> TcpProxy:
+        proxies.append(TcpProxy(target_port, **kwargs))
+        return proxies[-1]
+
+    yield make
+    for p in proxies:
+        p.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve moto behind the recording middleware until killed (used by the benchmark)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -406,4 +436,5 @@ __all__ = [
     "s3_client",
     "s3_server",
     "shared_server",
+    "tcp_proxy",
 ]
