@@ -130,8 +130,8 @@ def test_many_duplicates_are_counted_by_hash_beyond_the_confirm_limit(tmp_path: 
     report = validate_table_file(path, Prices, KEY, sample_cap=5)
     assert report.check_counts == {"unique (product_id, date)": 20}
     assert [f["row"] for f in report.failures] == [21, 22, 23, 24, 25]
-    assert report.failures[0]["value"] == "(P00001, 2024-06-03)"
-    assert report.notes == ["40 rows share a 64-bit hash of (product_id, date); repeats counted by hash"]
+    assert report.failures[0]["value"] == "(P00001, 2024-06-03) (first in row 1)"
+    assert report.notes == ["20 rows repeat a 64-bit hash of (product_id, date); repeats counted by hash"]
 
 
 def test_sample_is_capped_and_keeps_every_failing_check(tmp_path: Path):
