@@ -1,5 +1,6 @@
 """The Argo CD client and the deployment gate, over real HTTP against the Argo CD emulator."""
 
+import socket
 import threading
 import time
 
@@ -148,6 +149,16 @@ def test_dropped_stream_is_reopened_and_the_wait_still_succeeds(argocd_emulator)
     assert argocd_emulator.stream_connections == outcome.reconnects + 1
 
 
+def test_unreachable_argo_cd_times_out_with_the_cause():
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = ArgoCDSettings(f"http://127.0.0.1:{port}", ARGOCD_TEST_TOKEN, request_timeout=0.5)
+    outcome = ArgoCDClient(settings).wait_for_revision(APP, SHA, stability_seconds=0, timeout_seconds=0.3)
+    assert outcome.kind == "timed_out"
+    assert outcome.reason.startswith(f"Argo CD unreachable for 0.3 s: Argo CD at http://127.0.0.1:{port} unreachable")
+
+
 @pytest.mark.parametrize("status", [501, 404])
 def test_unavailable_stream_falls_back_to_polling(argocd_emulator, status):
     argocd_emulator.add_app(APP)
@@ -176,7 +187,15 @@ def test_a_health_flap_restarts_the_stability_window(argocd_emulator):
     # Healthy first at step 4; each flap (Progressing, Healthy) restarts the window, so the verdict can only
     # come after the last Healthy: the whole timeline has been played by then.
     assert not watcher.is_alive()
-    assert argocd_emulator.app(APP)["status"]["health"]["status"] == "Healthy"
+
+
+def test_a_flap_longer_than_the_rest_of_the_window_is_not_deployed(argocd_emulator):
+    argocd_emulator.add_app(APP)
+    flap = [(0.03, {"health": "Progressing"}), (0.5, {"health": "Healthy"})]
+    watcher = play_when_watched(argocd_emulator, APP, [*rollout_timeline(SHA, 0.02), *flap])
+    outcome = wait(argocd_emulator, stability=0.2)
+    # the first Healthy spell ends before the window does, and the window may not run on through Progressing
+    assert outcome.kind == "deployed" and not watcher.is_alive()
 
 
 # ------------------------------------------------------------------------------- errors and settings
