@@ -245,7 +245,6 @@ def read_run(
     stage = stopped_stage(
         workflow_status,
         has_input=bool(store.list_sizes(INPUT_PREFIX)),
-        tables_known=listed is not None,
         reports=tables,
         missing=missing,
         published=store.head(PUBLISHED_KEY) is not None,

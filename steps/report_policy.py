@@ -158,7 +158,6 @@ def stopped_stage(
     workflow_status: str,
     *,
     has_input: bool,
-    tables_known: bool,
     reports: Sequence[TableOutcome],
     missing: Sequence[str],
     published: bool,
@@ -168,7 +167,6 @@ def stopped_stage(
     Args:
         workflow_status: ``{{workflow.status}}``; nothing stopped when it is Succeeded or unknown.
         has_input: The fetched release data is in the workspace.
-        tables_known: release.yaml could be read.
         reports: Validation reports found.
         missing: Tables of release.yaml without a report.
         published: The publish step wrote its summary.
@@ -180,8 +178,8 @@ def stopped_stage(
         return ""
     if not has_input:
         return "fetch"
-    if not reports and not tables_known:
-        return "metadata"
+    if not reports:
+        return "metadata"  # each table's validation stores its report, even when the table fails
     if missing or any(not t.valid for t in reports):
         return "validation"
     return "after-publish" if published else "publish"
@@ -318,10 +316,8 @@ def render_markdown(run: RunSummary, *, context: str, limit: int, marker: str = 
     state = run.state
     head = [marker] if marker else []
     head += [f"### {context}: {_WORDS[state]}", "", f"**{headline(run)}**", ""]
-    early = run.stopped_at and (run.stopped_at != "validation" or run.missing)
-    if early or (state != "success" and run.cause):
-        where = f"Stopped while {STAGES[run.stopped_at]}" if run.stopped_at else "Cause"
-        head += [f"{where}: {md_code(run.cause) if run.cause else 'see the run'}", ""]
+    if state != "success" and run.cause:
+        head += [f"Cause: {md_code(run.cause)}", ""]
     table_head, rows = _overview(run)
     if rows:
         head.append(table_head.rstrip("\n"))
@@ -336,7 +332,7 @@ def render_markdown(run: RunSummary, *, context: str, limit: int, marker: str = 
     see = " and ".join(where)
 
     def notice(left: int) -> str:
-        rest = f"; see the {see}" if see else ""
+        rest = f"; see {see}" if see else ""
         return f"\n\n_Truncated to fit GitHub's limit: {left:,} more sections not shown{rest}._\n"
 
     short = run.sha[:7] or "unknown"

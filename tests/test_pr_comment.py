@@ -25,6 +25,7 @@ from steps.report_policy import (
     comment_marker,
     md_code,
     pr_comment_body,
+    stopped_stage,
 )
 from steps.table_validation import validate_table
 
@@ -350,7 +351,8 @@ def test_run_that_stopped_before_validation_says_where(github_env, workspace, re
     assert result["state"] == "error" and result["tables"] == 0
     assert "release-data-prep: errored" in comment.body
     assert "**Stopped while fetching the release data**" in comment.body
-    assert "`fetch: GitHub 404 trying to download the tarball`" in comment.body
+    assert "Cause: `fetch: GitHub 404 trying to download the tarball`" in comment.body
+    assert comment.body.count("Stopped while") == 1
     no_invalid(github_env)
 
 
@@ -371,6 +373,45 @@ def test_metadata_and_partial_validation_stops_are_named(github_env, workspace, 
     assert "| `stock` | | | | not validated | |" in body
     assert "Workflow failed before any step reported a cause" in body
     assert len(github_env.comments(REPO, PR)) == 1
+
+
+VALID = TableOutcome("prices", "prices.csv", 10, True, 0)
+INVALID = TableOutcome("prices", "prices.csv", 10, False, 2, {"price >= 0": 2})
+
+
+@pytest.mark.parametrize(
+    ("status", "has_input", "reports", "missing", "published", "stage"),
+    [
+        ("Succeeded", True, [VALID], [], True, ""),
+        ("", False, [], [], False, ""),
+        ("Failed", False, [], [], False, "fetch"),
+        ("Failed", True, [], ["prices"], False, "metadata"),
+        ("Failed", True, [INVALID], [], False, "validation"),
+        ("Error", True, [VALID], ["stock"], False, "validation"),
+        ("Error", True, [VALID], [], False, "publish"),
+        ("Failed", True, [VALID], [], True, "after-publish"),
+    ],
+)
+def test_stopped_stage_is_read_from_the_workspace(status, has_input, reports, missing, published, stage):
+    found = stopped_stage(status, has_input=has_input, reports=reports, missing=missing, published=published)
+    assert found == stage
+
+
+@pytest.mark.parametrize(
+    ("status", "tables", "missing", "state"),
+    [
+        ("Succeeded", (VALID,), (), "success"),
+        ("Succeeded", (INVALID,), (), "failure"),
+        ("Succeeded", (VALID,), ("stock",), "failure"),
+        ("Error", (VALID,), (), "error"),
+        ("", (VALID,), (), "success"),
+        ("", (), (), "failure"),
+        ("", (INVALID,), (), "failure"),
+    ],
+)
+def test_state_follows_the_workflow_and_never_hides_failed_tables(status, tables, missing, state):
+    run = RunSummary(REPO, SHA, status, tables, missing)
+    assert run.state == state and run.conclusion == ("success" if state == "success" else "failure")
 
 
 # ------------------------------------------------------------------------ what is sent when
