@@ -173,8 +173,8 @@ class Outcome:
     reconnects: int = 0
 
 
-class _StreamUnavailable(Exception):
-    """The watch endpoint cannot be used here; poll instead."""
+class StreamUnavailable(Exception):
+    """The watch endpoint cannot be used here (404, 405, 501 or connection refused): poll instead."""
 
 
 def _error_message(response: requests.Response) -> str:
@@ -201,10 +201,10 @@ class ArgoCDClient:
 
     def _refused(self, response: requests.Response, name: str, project: str | None) -> StepError:
         message = _error_message(response)
-        where = f"{self.settings.server_url}"
         if response.status_code == 401:
             return ConfigError(
-                f"Argo CD at {where} rejected the token (401 {message}); renew the API token in the token Secret"
+                f"Argo CD at {self.settings.server_url} rejected the token (401 {message}); "
+                "renew the API token in the token Secret"
             )
         if response.status_code == 403 and not project:
             return ConfigError(
@@ -245,8 +245,7 @@ class ArgoCDClient:
         raise error
 
     def watch(
-        self, name: str, *, project: str | None = None, opened: threading.Event | None = None,
-        holder: list[requests.Response] | None = None,
+        self, name: str, *, project: str | None = None, holder: list[requests.Response] | None = None
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Follow one watch stream of application ``name``, yielding ``(event type, application)``.
 
@@ -254,7 +253,7 @@ class ArgoCDClient:
         response so another thread can abort it.
 
         Raises:
-            _StreamUnavailable: the endpoint answered 404, 405 or 501, or the connection was refused.
+            StreamUnavailable: the endpoint answered 404, 405 or 501, or the connection was refused.
             ConfigError: 401 or 403, or a stream error with one of those codes.
         """
         params = {"name": name, **({"projects": project} if project else {})}
@@ -268,19 +267,17 @@ class ArgoCDClient:
             )
         except requests.ConnectionError as exc:
             if "refused" in str(exc).lower():
-                raise _StreamUnavailable(f"connection refused ({type(exc).__name__})") from None
+                raise StreamUnavailable(f"connection refused ({type(exc).__name__})") from None
             raise
         if holder is not None:
             holder[:] = [response]
         try:
             if response.status_code in STREAM_UNAVAILABLE:
-                raise _StreamUnavailable(f"HTTP {response.status_code}")
+                raise StreamUnavailable(f"HTTP {response.status_code}")
             if response.status_code in (401, 403):
                 raise self._refused(response, name, project)
             if response.status_code != 200:
                 raise InfraError(f"Argo CD watch stream answered {response.status_code}: {_error_message(response)}")
-            if opened is not None:
-                opened.set()
             for line in _lines(response):
                 if not line.strip():
                     continue
@@ -398,7 +395,7 @@ class _Feed(threading.Thread):
                     if self.stop.is_set():
                         return True
                 reason = "ended"
-            except _StreamUnavailable as exc:
+            except StreamUnavailable as exc:
                 log.warning("Argo CD watch stream unavailable (%s); polling every %g s instead",
                             exc, self.client.settings.poll_seconds)
                 return False
@@ -430,6 +427,9 @@ class _Wait:
     stability: float
     timeout: float
     project: str | None
+    started: float = field(default=0.0, init=False)
+    deadline: float = field(default=0.0, init=False)
+    last_error: str = field(default="", init=False)
 
     def outcome(self, kind: OutcomeKind, reason: str, feed: _Feed | None, revision: str = "") -> Outcome:
         return Outcome(
@@ -454,7 +454,6 @@ class _Wait:
     def run(self, refresh: bool) -> Outcome:
         self.started = time.monotonic()
         self.deadline = self.started + self.timeout
-        self.last_error = ""
         watch = RevisionWatch(self.sha)
         first = self.first_look(refresh)
         if first is None:
@@ -511,5 +510,6 @@ __all__ = [
     "ArgoCDClient",
     "ArgoCDSettings",
     "Outcome",
+    "StreamUnavailable",
     "app_ui_url",
 ]
