@@ -28,6 +28,7 @@ file, and the lookups read it back.
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -223,7 +224,7 @@ def _flag(name: str, value: str) -> bool:
     return text == "true"
 
 
-def required_contexts(environ: dict[str, str] | None = None) -> list[str]:
+def required_contexts(environ: Mapping[str, str] | None = None) -> list[str]:
     """``$GITHUB_REQUIRED_CONTEXTS``: a JSON list of commit status contexts a deployment requires (default [])."""
     raw = (os.environ if environ is None else environ).get(REQUIRED_CONTEXTS_ENV, "").strip()
     if not raw:
@@ -254,11 +255,11 @@ def _check_environment(registration: RepoRegistration, repo: str, environment: s
 def _check_after(api: GitHubDeployments | RecordedDeployments, sha: str, environment: str, after: str) -> None:
     found = api.find(sha, after)
     states = api.states(found) if found is not None else []
-    verdict = after_gate(states)
-    if found is not None and verdict == "succeeded":
+    verdict = after_gate(states) if found is not None else "failed"
+    if verdict == "succeeded":
         return
     latest = states[0] if states else "no deployment"
-    if found is not None and verdict == "running":
+    if verdict == "running":
         raise InfraError(f"{after} is still deploying {short(sha)} ({latest}); {environment} waits for it")
     raise DataError(f"{after} did not succeed for {short(sha)} ({latest}); not deploying {environment}")
 
