@@ -230,7 +230,7 @@ def read_run(
 
     Tables are ordered as in release.yaml (reports of tables it does not list come last); tables it lists
     without a report are ``missing``. When the run failed, the stage it stopped in is read from what is
-    there, and the cause from ``workflow_failures``.
+    there, and the cause (the failed step and its message) from ``workflow_failures``.
 
     Raises:
         InfraError: the store did not answer.
@@ -249,9 +249,8 @@ def read_run(
         missing=missing,
         published=store.head(PUBLISHED_KEY) is not None,
     )
-    cause = ""
-    if workflow_status in ("Failed", "Error"):
-        cause = final_description(workflow_status, parse_failures(workflow_failures))
+    failed = parse_failures(workflow_failures) if workflow_status in ("Failed", "Error") else []
+    cause = final_description(workflow_status, failed) if failed else ""
     return RunSummary(
         repo=repo,
         sha=sha,

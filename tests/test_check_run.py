@@ -203,3 +203,18 @@ def test_annotation_policy_caps_per_table_and_in_all():
     assert [len(b) for b in annotation_batches(build_annotations(tables, ""))] == [50] * 6
     assert build_annotations(tables, "./")[0]["path"] == "t0.csv"
     assert check_output("t", "s") == ("t", "s")
+
+
+def test_a_failed_comment_does_not_stop_the_check_run(github_env, workspace, register):
+    register(pr_comment=True, check_run=True)
+    github_env.add_pull_request(REPO, PR)
+    github_env.add_fault(
+        Fault("http_error", method="GET", path_regex="/comments$", status=404, body={"message": "Not Found"})
+    )
+    workspace.add_bad_prices_csv("prices", 5, {2})
+    workspace.validated()
+    with pytest.raises(ConfigError, match="404 trying to list the comments of pull request #7"):
+        summarise(github_env)
+    (run,) = github_env.check_runs(REPO)
+    assert run.conclusion == "failure" and len(run.annotations) == 1
+    assert github_env.comments(REPO, PR) == []
