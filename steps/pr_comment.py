@@ -1,4 +1,6 @@
-"""The run's summary on the pull request: one comment, edited in place (https://docs.github.com/en/rest/issues/comments).
+"""The run's summary on the pull request: one comment, edited in place.
+
+Issue comments: https://docs.github.com/en/rest/issues/comments.
 
 ``upsert_pr_comment`` finds this project's comment by its hidden marker line, on any page of the pull
 request's comments (GitHub pages them with ``Link`` headers,
