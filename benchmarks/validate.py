@@ -179,19 +179,21 @@ def measure(mode: str, path: Path) -> dict:
         raise SystemExit(f"{mode} failed with exit code {child.returncode}")
     figures = json.loads(output.strip().splitlines()[-1])
     figures["process_seconds"] = time.perf_counter() - started
+    figures["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     figures["peak_rss_mb"] = usage.ru_maxrss / 1024
     return figures
 
 
-def median_of(mode: str, path: Path, repeats: int) -> dict:
-    runs = [measure(mode, path) for _ in range(repeats)]
+def medians(runs: list[dict]) -> dict:
+    """Median time of the runs (max peak RSS: the conservative figure)."""
     return {
         "seconds": statistics.median(r["seconds"] for r in runs),
         "process_seconds": statistics.median(r["process_seconds"] for r in runs),
+        "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "rows": runs[0]["rows"],
         "failures": runs[0].get("failures"),
-        "all_seconds": [round(r["seconds"], 3) for r in runs],
+        "all_seconds": [round(r["seconds"], 2) for r in runs],
     }
 
 
@@ -234,18 +236,22 @@ def main() -> None:
     print(" ".join(f"{k}={v}" for k, v in info.items()))
     big, small = table_file(args.cache, args.rows), table_file(args.cache, args.small_rows)
     results: dict[tuple[str, int], dict] = {}
-    for rows, path, modes in [
-        (args.small_rows, small, ["read-pyarrow", "read-polars", "project"]),
-        (args.rows, big, ["read-pyarrow", "read-polars", "naive", "project"]),
-    ]:
-        for mode in modes:
-            results[(mode, rows)] = figures = median_of(mode, path, args.repeats)
-            print(
-                f"{mode:>13} {rows:>11,} rows  {figures['seconds']:8.2f} s"
-                f"  (process {figures['process_seconds']:6.2f} s)  peak RSS {figures['peak_rss_mb']:7.0f} MB"
-                f"  runs {figures['all_seconds']}",
-                flush=True,
-            )
+    # Rounds interleave the contenders, so that load from other processes falls on all of them alike.
+    plan = [(mode, args.small_rows, small) for mode in ["read-pyarrow", "read-polars", "project"]]
+    plan += [(mode, args.rows, big) for mode in ["read-pyarrow", "read-polars", "naive", "project"]]
+    runs: dict[tuple[str, int], list[dict]] = {(mode, rows): [] for mode, rows, _ in plan}
+    for round_number in range(args.repeats):
+        for mode, rows, path in plan:
+            runs[(mode, rows)].append(measure(mode, path))
+        print(f"round {round_number + 1}/{args.repeats} done", flush=True)
+    header = ["contender".rjust(13), "rows".rjust(11), "median s", "process s", " cpu s", "peak RSS MB", "runs (s)"]
+    print("  ".join(header))
+    for (mode, rows), measured in runs.items():
+        results[(mode, rows)] = figures = medians(measured)
+        print(
+            f"{mode:>13} {rows:>11,}  {figures['seconds']:8.2f}  {figures['process_seconds']:9.2f}"
+            f"  {figures['cpu_seconds']:6.2f}  {figures['peak_rss_mb']:11.0f}  {figures['all_seconds']}"
+        )
 
     def floor(rows: int) -> float:
         return min(results[("read-pyarrow", rows)]["seconds"], results[("read-polars", rows)]["seconds"])

@@ -7,10 +7,11 @@ becomes the GitHub commit status description (https://docs.github.com/en/rest/co
 The file is read in batches (Parquet one row group at a time, CSV as a stream of text blocks) and each
 batch is checked with pandera's polars backend, lazily, keeping only a capped sample of failures.
 Uniqueness (primary key and any ``unique`` in the schema) is checked over the whole file, not per batch:
-each batch contributes a 64-bit polars hash per row, the hashes are sorted once at the end, and rows
-whose hashes repeat are re-read and compared by value, so a hash collision is never reported as a
-duplicate. CSV rows with the wrong number of fields, bytes that are not UTF-8 and text that does not
-convert to the declared type are reported per row, with the data row number (file line = row + 1).
+each batch contributes a 64-bit polars hash per row (8 bytes per row: the only state that grows with
+the table), the hashes are sorted once at the end, and rows whose hashes repeat are re-read and compared
+by value, so a hash collision is never reported as a duplicate. CSV rows with the wrong number of
+fields, bytes that are not UTF-8 and text that does not convert to the declared type are reported per
+row, with the data row number (file line = row + 1).
 """
 
 from __future__ import annotations
@@ -239,9 +240,9 @@ class _ParquetSource:
 class _CsvSource:
     """Streams a CSV file as text blocks with pyarrow, converts each column to its declared type.
 
-    Every physical line is a row (quoted values may not contain line breaks); only empty cells are null.
-    Rows with the wrong number of fields are reported and skipped, and remembered so that row numbers
-    of later rows stay exact.
+    Only empty cells are null, and a blank line is a row of empty cells. Rows with the wrong number of
+    fields are reported and skipped, and remembered so that later rows keep their numbers. Row numbers
+    count records: where a quoted value spans lines, the file line is no longer row + 1 (a note says so).
     """
 
     def __init__(self, path: Path, batch_rows: int) -> None:
@@ -423,12 +424,12 @@ def _key_hash(batch: pl.DataFrame, key: list[str], start: int) -> pl.Series:
     return hashes
 
 
-class _HashRuns:
-    """The key hashes of every row read so far: 8 bytes per row, kept as sorted runs in one buffer.
+class _KeyHashes:
+    """The key hashes of every row read so far: 8 bytes per row in one buffer sized from the file.
 
-    Each batch's hashes are sorted when they arrive; at the end one in-place stable sort (timsort, which
-    merges the runs with a buffer of half the size) brings repeats next to each other. Positions are not
-    kept: the rare rows whose hash repeats are found again by re-reading the key columns.
+    At the end one multi-threaded polars sort (a copy: another 8 bytes per row while it lasts) brings
+    repeated hashes next to each other. Positions are not kept: the rare rows whose hash repeats are
+    found again by re-reading the key columns.
     """
 
     def __init__(self, expected_rows: int) -> None:
@@ -436,21 +437,19 @@ class _HashRuns:
         self._size = 0
 
     def add(self, hashes: pl.Series) -> None:
-        run = hashes.sort().to_numpy()
-        if self._size + len(run) > len(self._buffer):
-            self._buffer = np.resize(self._buffer, max(self._size + len(run), len(self._buffer) * 3 // 2))
-        self._buffer[self._size : self._size + len(run)] = run
-        self._size += len(run)
+        """Append one batch's hashes (the buffer grows by half when the size estimate was low)."""
+        end = self._size + hashes.len()
+        if end > len(self._buffer):
+            self._buffer = np.resize(self._buffer, max(end, len(self._buffer) * 3 // 2))
+        self._buffer[self._size : end] = hashes.to_numpy()
+        self._size = end
 
     def repeats(self) -> tuple[pl.Series, int]:
         """The hash values that occur more than once, and how many rows repeat an earlier row's hash."""
-        ordered = self._buffer[: self._size]
-        ordered.sort(kind="stable")
-        same = ordered[1:] == ordered[:-1]
-        repeated = pl.Series(ordered[1:][same], dtype=pl.UInt64).unique()
-        later = int(same.sum())
+        ordered = pl.Series(self._buffer[: self._size]).sort().to_numpy()
         self._buffer, self._size = np.empty(0, dtype=np.uint64), 0
-        return repeated, later
+        same = ordered[1:] == ordered[:-1]
+        return pl.Series(ordered[1:][same], dtype=pl.UInt64).unique(), int(same.sum())
 
 
 def _candidates(
@@ -480,14 +479,14 @@ def _key_text(row: tuple[Any, ...]) -> str:
 
 def _check_unique(
     key: list[str],
-    runs: _HashRuns,
+    hashes: _KeyHashes,
     source: _ParquetSource | _CsvSource,
     plan: StreamingSchema,
     failures: _Failures,
     notes: list[str],
 ) -> None:
     """Report rows whose key repeats an earlier row's key, comparing the rows by value."""
-    repeated, later_by_hash = runs.repeats()
+    repeated, later_by_hash = hashes.repeats()
     if not later_by_hash:
         return
     column = ", ".join(key)
@@ -670,7 +669,7 @@ def _scan(
     absent += _type_mismatches(source.dtypes or {}, present, plan, failures)
     batch_schema = plan.schema.remove_columns(absent) if absent else plan.schema
     keys = [list(key) for key in plan.unique_keys if all(c in source.columns for c in key)]
-    hashes = [_HashRuns(source.expected_rows) for _ in keys]
+    hashes = [_KeyHashes(source.expected_rows) for _ in keys]
     rows = 0
     try:
         for frame, bad_cells in source.frames(present, plan.dtypes, failures):
@@ -682,8 +681,8 @@ def _scan(
                     _record_pandera(exc.failure_cases, rows, bad_cells, failures)
                 except (SchemaError, SchemaDefinitionError) as exc:
                     raise DataError(f"the schema cannot be applied to {source.columns}: {exc}", repr(exc)) from exc
-                for key, runs in zip(keys, hashes, strict=True):
-                    runs.add(_key_hash(batch, key, rows))
+                for key, seen in zip(keys, hashes, strict=True):
+                    seen.add(_key_hash(batch, key, rows))
                 rows += batch.height
                 del batch
             del frame, bad_cells  # release this batch before the next one is read
@@ -693,8 +692,8 @@ def _scan(
     if rows == 0:
         failures.table_level(None, "table not empty", "0 data rows")
     arrow.default_memory_pool().release_unused()  # the batches are gone; the hash sort should not stack on them
-    for key, runs in zip(keys, hashes, strict=True):
-        _check_unique(key, runs, source, plan, failures, notes)
+    for key, seen in zip(keys, hashes, strict=True):
+        _check_unique(key, seen, source, plan, failures, notes)
     notes += source.notes
     return rows
 
