@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from github import GithubObject
 from github.Repository import Repository
 
-from steps.errors import ConfigError
+from steps.errors import ConfigError, StepError
 from steps.github_app import repo_client
 from steps.github_client import RepoClient
 from steps.settings import GitHubStepSettings, record
@@ -155,6 +155,13 @@ def report_final(
     """
     state = github_state(workflow_status)
     failures = parse_failures(workflow_failures)
+    if state == "success" and not summary:
+        from steps.release_steps import read_summary, summary_text  # the data layer, only when needed
+
+        try:
+            summary = summary_text(read_summary())
+        except StepError as exc:  # the status matters more than its wording
+            log.warning("no release summary for the description: %s", exc.summary)
     for failure in failures:
         log.error("failed node %s (%s): %s", failure.display_name, failure.template_name, failure.message)
     return _send(repo, sha, state, final_description(workflow_status, failures, summary), installation_id, app_id)
