@@ -24,9 +24,10 @@ compared or the synced revision), or that operation started after the wait began
 seen at the first look, told by its start time and revisions). ``sha`` will then never be the live
 revision; the GitHub deployment ends ``inactive``, not ``failure``.
 
-Known limit: a commit that changes nothing Argo CD applies gets no sync operation of its own (the app is
-``Synced`` at ``sha`` with the last operation at an older commit); that stays *waiting* and times out, with
-a timeout reason that says so.
+A commit that changes nothing Argo CD applies gets no sync operation of its own: the app is ``Synced`` at
+``sha`` while the last operation (``Succeeded``) was for an older commit. Synced at ``sha`` means the live
+state equals what ``sha`` describes, so that too is **deployed** once Healthy (and stable), with a reason
+that says no sync was needed. A ``Running`` operation always means *waiting*.
 
 Anything else is **waiting**. Planning helpers order environments by ``after`` and name previews.
 """
@@ -161,6 +162,14 @@ def judge(snap: AppSnapshot, sha: str, *, seen: bool, baseline_operation: str | 
             return Verdict("deployed", f"Synced and Healthy at {short(sha)}", snap)
         if snap.health == "Degraded":
             return Verdict("degraded", f"health Degraded: {snap.health_message or 'no message'}", snap)
+    if (
+        at_sha
+        and snap.sync_status == "Synced"
+        and not op_for_sha
+        and snap.operation_phase in ("Succeeded", "")
+        and snap.health == "Healthy"
+    ):
+        return Verdict("deployed", f"Synced and Healthy at {short(sha)} (nothing to apply: no sync needed)", snap)
     new_operation = baseline_operation is not None and snap.operation_key != baseline_operation
     if (
         snap.operation_phase == "Succeeded"
@@ -200,14 +209,11 @@ class RevisionWatch:
 
 
 def timeout_reason(app: str, sha: str, timeout_seconds: float, last: Verdict | None) -> str:
-    """Why a wait timed out, with the last state seen and a hint for the no-op-commit case."""
+    """Why a wait timed out, with the last state seen."""
     if last is None:
         return f"no state of Argo CD app {app} was seen within {timeout_seconds:g} s"
     snap = last.snapshot
     text = f"{app} not Healthy at {short(sha)} after {timeout_seconds:g} s ({snap.describe()})"
-    sha = sha.lower()
-    if snap.sync_status == "Synced" and sha in snap.sync_revisions and sha not in snap.operation_revisions:
-        text += "; Argo CD ran no sync for this commit (nothing to apply?)"
     return text
 
 

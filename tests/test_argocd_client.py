@@ -114,12 +114,19 @@ def test_timed_out_names_the_last_state(argocd_emulator):
     assert streams_closed(argocd_emulator)
 
 
-def test_timeout_hints_at_a_commit_argo_cd_had_nothing_to_sync_for(argocd_emulator):
+def test_a_commit_with_nothing_to_apply_is_deployed_once_synced_and_healthy(argocd_emulator):
     argocd_emulator.add_app(APP)
     argocd_emulator.set_state(APP, revision=SHA, operation_revision="3" * 40)
-    outcome = wait(argocd_emulator, timeout=0.2)
+    outcome = wait(argocd_emulator, timeout=2)
+    assert outcome.kind == "deployed"
+    assert "nothing to apply" in outcome.reason
+
+
+def test_a_commit_with_nothing_to_apply_still_waits_for_health(argocd_emulator):
+    argocd_emulator.add_app(APP)
+    argocd_emulator.set_state(APP, revision=SHA, operation_revision="3" * 40, health="Progressing")
+    outcome = wait(argocd_emulator, timeout=0.3)
     assert outcome.kind == "timed_out"
-    assert outcome.reason.endswith("Argo CD ran no sync for this commit (nothing to apply?)")
 
 
 def test_app_deleted_while_waiting_is_degraded(argocd_emulator):
@@ -288,10 +295,14 @@ def app_json(sync="Synced", revision=SHA, health="Healthy", phase="Succeeded", o
     }
 
 
-def test_policy_requires_the_sync_result_of_our_commit():
-    older = AppSnapshot.of(app_json(op_revision="3" * 40))
-    verdict = judge(older, SHA, seen=True, baseline_operation=older.operation_key)
-    assert verdict.state == "waiting"  # Synced at sha, but the last sync applied an older commit
+def test_policy_for_a_sync_result_of_another_commit():
+    older = AppSnapshot.of(app_json(op_revision="3" * 40, health="Progressing"))
+    assert judge(older, SHA, seen=True, baseline_operation=older.operation_key).state == "waiting"
+    noop = AppSnapshot.of(app_json(op_revision="3" * 40))  # Synced at sha: nothing was left to apply
+    verdict = judge(noop, SHA, seen=True, baseline_operation=noop.operation_key)
+    assert verdict.state == "deployed" and "nothing to apply" in verdict.reason
+    running_older = AppSnapshot.of(app_json(op_revision="3" * 40, phase="Running"))
+    assert judge(running_older, SHA, seen=True, baseline_operation="").state == "waiting"
     assert judge(AppSnapshot.of(app_json()), SHA, seen=False, baseline_operation="").state == "deployed"
     running = judge(AppSnapshot.of(app_json(phase="Running")), SHA, seen=True, baseline_operation="")
     assert running.state == "waiting"
