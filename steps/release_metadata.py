@@ -43,7 +43,7 @@ _TOP_KEYS = "name, version, description, tables"
 class TableSpec(BaseModel):
     """One table of the release: its file, its pandera schema and its primary key."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)
     file: str = Field(min_length=1)
