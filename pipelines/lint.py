@@ -11,7 +11,6 @@ import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
-_SCHEMAS = importlib_resources.files("pipelines") / "schemas"
+_SCHEMAS = Path(__file__).resolve().parent / "schemas"  # shipped as package data
 
 
 @dataclass(frozen=True)
@@ -66,15 +65,33 @@ def _check_core(resource: dict[str, Any], where: str) -> list[Problem]:
     return problems
 
 
+def _dropped_keys(original: Any, kept: Any, path: str = "") -> list[str]:
+    """Keys of ``original`` that a model round trip did not keep (unknown fields, silently dropped)."""
+    if isinstance(original, dict) and isinstance(kept, dict):
+        out = []
+        for key, value in original.items():
+            where = f"{path}.{key}" if path else str(key)
+            out += [where] if key not in kept else _dropped_keys(value, kept[key], where)
+        return out
+    if isinstance(original, list) and isinstance(kept, list):
+        return [
+            k for i, (a, b) in enumerate(zip(original, kept, strict=False)) for k in _dropped_keys(a, b, f"{path}.{i}")
+        ]
+    return []
+
+
 def _check_hera(resource: dict[str, Any], where: str) -> list[Problem]:
     model = getattr(hera_models, resource["kind"], None)
     if model is None or resource.get("apiVersion") != "argoproj.io/v1alpha1":
         return []
     try:
-        model.model_validate(resource)
+        kept = model.model_validate(resource).model_dump(by_alias=True, exclude_none=True, mode="json")
     except ValidationError as exc:
         return [Problem(where, f"Hera model {resource['kind']}: {err['msg']} at {err['loc']}") for err in exc.errors()]
-    return []
+    return [
+        Problem(where, f"{key}: not a field of {resource['kind']} (Hera's model drops it)")
+        for key in _dropped_keys(resource, kept)
+    ]
 
 
 def lint_resource(resource: dict[str, Any], where: str) -> list[Problem]:

@@ -55,8 +55,8 @@ def upload_dir(store: ArtifactStore, local: Path, prefix: str) -> int:
     """Upload every file under ``local`` to ``prefix/<relative path>``; returns the number of files."""
     uploads = []
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        checksum = store.checksum_file(path)[1]
-        uploads.append(Upload(f"{prefix}/{path.relative_to(local).as_posix()}", path, path.stat().st_size, checksum))
+        sha256 = store.checksum_file(path)[0]
+        uploads.append(Upload(f"{prefix}/{path.relative_to(local).as_posix()}", path, path.stat().st_size, sha256))
     store.upload(uploads)
     return len(uploads)
 
