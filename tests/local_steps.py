@@ -63,6 +63,7 @@ def flaky(trace_dir: str, name: str, failures: str, kind: str = "infra") -> str:
     counter = Path(trace_dir) / f"calls-{name}"
     calls = int(counter.read_text()) + 1 if counter.exists() else 1
     counter.write_text(str(calls))
+    _trace(trace_dir, f"attempt {os.environ.get('ATTEMPT')}", name)
     if calls <= int(failures):
         error = InfraError if kind == "infra" else DataError
         raise error(f"{name}: attempt {calls} failed on purpose")
