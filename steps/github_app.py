@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -216,19 +216,19 @@ def _app_error(exc: GithubException, action: str) -> Exception:
     return InfraError(f"GitHub failed to {action}: HTTP {exc.status} {message}".strip())
 
 
-def repo_client(
+def token_source(
     repository: str,
     permissions: Mapping[str, str],
     *,
     installation_id: str | int = "",
     app_id: str | int = "",
     settings: GitHubStepSettings | None = None,
-) -> RepoClient:
-    """A client for one repository whose token is minted on first use with only ``permissions``.
+) -> Callable[[], str]:
+    """A function that mints a fresh token for one repository with only ``permissions`` each time it is called.
 
     Args:
         repository: ``owner/name``.
-        permissions: The least permissions the caller needs, e.g. ``{"statuses": "write"}``.
+        permissions: The least permissions the caller needs, e.g. ``{"contents": "read"}``.
         installation_id: From the registration; looked up with the App JWT when empty.
         app_id: The App of that installation; ``$GITHUB_APP_ID`` when empty.
         settings: GitHub settings; from the environment by default.
@@ -247,6 +247,20 @@ def repo_client(
         installation = int(installation_id) if str(installation_id).strip() else app.find_installation(repository)
         return app.installation_token(installation, repository, wanted).token
 
+    return mint
+
+
+def repo_client(
+    repository: str,
+    permissions: Mapping[str, str],
+    *,
+    installation_id: str | int = "",
+    app_id: str | int = "",
+    settings: GitHubStepSettings | None = None,
+) -> RepoClient:
+    """A PyGithub client for one repository whose token is minted on first use (see ``token_source``)."""
+    settings = settings or GitHubStepSettings.from_env()
+    mint = token_source(repository, permissions, installation_id=installation_id, app_id=app_id, settings=settings)
     return RepoClient(
         settings.api_url,
         repository,
@@ -264,4 +278,5 @@ __all__ = [
     "app_jwt",
     "load_private_key",
     "repo_client",
+    "token_source",
 ]
