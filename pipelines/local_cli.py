@@ -1,4 +1,4 @@
-"""``python -m pipelines run``: the release-data-prep WorkflowTemplate on this machine, with progress for people.
+"""``python -m pipelines run``: the release-data-prep WorkflowTemplate on this machine, shown to people.
 
 It renders the template from the config in memory (or reads the committed manifests with
 ``--from-manifests``) and hands that exact resource to ``pipelines.local_run``, which runs every step as
@@ -51,14 +51,30 @@ REGISTRATIONS_KEY = DEFAULT_REGISTRATIONS.rsplit("/", 1)[-1]
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 TAIL_LINES = 12
 
-_COLORS = {"succeeded": "32", "running": "33", "failed": "31", "error": "31", "skipped": "2", "omitted": "2",
-           "pending": "2", "waiting": "36", "not run": "2"}
-_PHASE_WORD = {"Pending": "pending", "Running": "running", "Succeeded": "succeeded", "Failed": "failed",
-               "Error": "error", "Skipped": "skipped", "Omitted": "omitted"}
+_COLORS = {
+    "succeeded": "32",
+    "running": "33",
+    "failed": "31",
+    "error": "31",
+    "skipped": "2",
+    "omitted": "2",
+    "pending": "2",
+    "waiting": "36",
+    "not run": "2",
+}
+_PHASE_WORD = {
+    "Pending": "pending",
+    "Running": "running",
+    "Succeeded": "succeeded",
+    "Failed": "failed",
+    "Error": "error",
+    "Skipped": "skipped",
+    "Omitted": "omitted",
+}
 
 
 def data_sha(data_dir: Path) -> str:
-    """A deterministic 40-hex stand-in commit id: SHA-1 over the directory's relative file names and contents."""
+    """A deterministic stand-in commit id: SHA-1 of the directory's relative file names and contents."""
     digest = hashlib.sha1(usedforsecurity=False)
     for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
         digest.update(path.relative_to(data_dir).as_posix().encode() + b"\0")
@@ -96,15 +112,17 @@ def run_parameters(config: Config, repo: str, sha: str, event: str, pr: str) -> 
         if event == "pull_request" and not pr.isdigit():
             raise ValueError("--event pull_request needs --pr NUMBER") from None
         params = dict(RELEASE_PARAMETERS)
-        params.update({
-            "repo": repo,
-            "sha": sha,
-            "event": event,
-            "pr-number": pr if event == "pull_request" else "",
-            "ref": f"refs/pull/{pr}/head" if event == "pull_request" else "refs/heads/main",
-            "installation-id": "",
-            "app-id": str(config.github.app_id or ""),
-        })
+        params.update(
+            {
+                "repo": repo,
+                "sha": sha,
+                "event": event,
+                "pr-number": pr if event == "pull_request" else "",
+                "ref": f"refs/pull/{pr}/head" if event == "pull_request" else "refs/heads/main",
+                "installation-id": "",
+                "app-id": str(config.github.app_id or ""),
+            }
+        )
         return params
     return submit_parameters(config, repo, sha, event, pr)
 
@@ -140,7 +158,7 @@ def _pick_template(resources: list[dict[str, Any]], name: str) -> dict[str, Any]
 
 
 def config_maps(resources: list[dict[str, Any]], extra: RepoRegistration | None) -> dict[str, dict[str, str]]:
-    """ConfigMap contents by name; ``extra`` is appended to the registrations file of each ConfigMap holding one."""
+    """ConfigMap contents by name; ``extra`` joins the registrations file of each ConfigMap holding one."""
     out: dict[str, dict[str, str]] = {}
     for resource in resources:
         if resource.get("kind") != "ConfigMap":
@@ -154,7 +172,7 @@ def config_maps(resources: list[dict[str, Any]], extra: RepoRegistration | None)
     return out
 
 
-# --- progress -------------------------------------------------------------------------------------------------
+# --- progress -------------------------------------------------------------------------------------
 
 
 def _fmt_seconds(seconds: float | None) -> str:
@@ -199,7 +217,9 @@ class RowState:
         started = [n.started_at for n in mine if n.started_at]
         ended = [n.finished_at or time.time() for n in mine if n.started_at]
         self.elapsed = (max(ended) - min(started)) if started else None
-        failed = [n for n in mine if n.phase in local_run.FAILED and n.message and n.type in ("Pod", "Skipped")]
+        failed = [
+            n for n in mine if n.phase in local_run.FAILED and n.message and n.type in ("Pod", "Skipped")
+        ]
         self.message = failed[0].message if failed and self.status in ("failed", "error") else ""
         if self.status == "waiting" and main is not None:
             self.message = main.message
@@ -247,7 +267,7 @@ class Progress:
             return
         if node.type in ("DAG", "Steps") and not node.fulfilled:
             return
-        name = node.name[len(self.name):].lstrip(".") if self.name else node.name
+        name = node.name[len(self.name) :].lstrip(".") if self.name else node.name
         if node.attempt is not None:  # a retry attempt: its Retry node reports start and end
             if node.phase == "Succeeded" or (node.phase == "Running" and node.attempt == 0):
                 return
@@ -268,11 +288,15 @@ class Progress:
         """Redraw the live table in place (no-op in plain mode)."""
         if not self.live:
             return
-        lines = [f"\x1b[1m{self.name or 'starting'}\x1b[0m  {phase}  {_fmt_seconds(time.time() - self.started)}"]
+        lines = [
+            f"\x1b[1m{self.name or 'starting'}\x1b[0m  {phase}  {_fmt_seconds(time.time() - self.started)}"
+        ]
         width = shutil.get_terminal_size((100, 24)).columns - 1
         for state in self.states(finished=phase != "Running"):
             color = _COLORS.get(state.status, "0")
-            extra = "  ".join(x for x in (state.count, f"retried {state.retries}x" if state.retries else "") if x)
+            extra = "  ".join(
+                x for x in (state.count, f"retried {state.retries}x" if state.retries else "") if x
+            )
             plain = f"  {state.status:<9}  {state.label():<34} {_fmt_seconds(state.elapsed):>7}"
             plain += f"  {extra}" if extra else ""
             text = f"  \x1b[{color}m{state.status:<9}\x1b[0m" + plain[11:width]
@@ -294,7 +318,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# --- summary --------------------------------------------------------------------------------------------------
+# --- summary --------------------------------------------------------------------------------------
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -328,14 +352,18 @@ def _record_line(entry: Mapping[str, Any]) -> str:
 
 
 def _files(directory: Path) -> list[tuple[str, int]]:
-    return sorted((p.relative_to(directory).as_posix(), p.stat().st_size) for p in directory.rglob("*") if p.is_file())
+    return sorted(
+        (p.relative_to(directory).as_posix(), p.stat().st_size) for p in directory.rglob("*") if p.is_file()
+    )
 
 
 def registry_entry(index: Path, ref: str, sha: str, rel: Callable[[Path], str], workflow: str) -> list[str]:
     """Lines showing the registry entry of ``ref`` in the repository's ``index.json``."""
     kinds = {"refs/heads/": "branches", "refs/tags/": "tags", "refs/pull/": "pulls"}
-    kind, key = next(((k, ref.removeprefix(p).removesuffix("/head")) for p, k in kinds.items() if ref.startswith(p)),
-                     ("branches", ref))
+    kind, key = next(
+        ((k, ref.removeprefix(p).removesuffix("/head")) for p, k in kinds.items() if ref.startswith(p)),
+        ("branches", ref),
+    )
     head = f"Registry entry {kind}/{key} in {rel(index)}"
     if not index.exists():
         return [head, "  none (the index does not exist)"]
@@ -349,8 +377,17 @@ def registry_entry(index: Path, ref: str, sha: str, rel: Callable[[Path], str], 
     return lines
 
 
-def summary(result: RunResult, states: list[RowState], *, repo: str, sha: str, ref: str, store: Path | None,
-            record_file: Path | None, root: Path) -> str:
+def summary(
+    result: RunResult,
+    states: list[RowState],
+    *,
+    repo: str,
+    sha: str,
+    ref: str,
+    store: Path | None,
+    record_file: Path | None,
+    root: Path,
+) -> str:
     """The text printed after a run: steps, GitHub reports, artifacts, registry entry and where files are."""
 
     def rel(path: Path) -> str:
@@ -384,8 +421,10 @@ def summary(result: RunResult, states: list[RowState], *, repo: str, sha: str, r
         out += ["", f"Artifacts in {rel(release)}/"]
         files = _files(release) if release.is_dir() else []
         earlier = {name for name, _ in files if (release / name).stat().st_mtime < result.started_at}
-        out += [f"  {name}  ({size:,} bytes)" + ("  (from an earlier run)" if name in earlier else "")
-                for name, size in files] or ["  none written"]
+        out += [
+            f"  {name}  ({size:,} bytes)" + ("  (from an earlier run)" if name in earlier else "")
+            for name, size in files
+        ] or ["  none written"]
         out += ["", *registry_entry(store / repo / "index.json", ref, sha, rel, result.name)]
     failed = [s for s in states if s.status in ("failed", "error") and s.log]
     for state in failed[:3]:
@@ -399,11 +438,11 @@ def summary(result: RunResult, states: list[RowState], *, repo: str, sha: str, r
     return "\n".join(out) + "\n"
 
 
-# --- the command ----------------------------------------------------------------------------------------------
+# --- the command ----------------------------------------------------------------------------------
 
 
 def _app_key(environ: Mapping[str, str], keep: list[Path]) -> dict[str, str]:
-    """Stand-ins for the GitHub App key: the key file as is, or the PEM from the env written to a 0600 file."""
+    """Stand-ins for the GitHub App key: the key file as is, or the PEM from the env in a 0600 file."""
     if environ.get("GITHUB_APP_PRIVATE_KEY_PATH"):
         return {}
     pem = environ.get("GITHUB_APP_PRIVATE_KEY")
@@ -428,8 +467,10 @@ def _wait(run: LocalRun, progress: Progress, stderr: TextIO) -> RunResult:
         except KeyboardInterrupt:
             interrupts += 1
             if interrupts == 1:
-                stderr.write("\nstopping: running steps are killed, the exit handler still runs "
-                             "(Ctrl-C again to kill it too)\n")
+                stderr.write(
+                    "\nstopping: running steps are killed, the exit handler still runs "
+                    "(Ctrl-C again to kill it too)\n"
+                )
                 run.stop()
             else:
                 stderr.write("\nterminating\n")
@@ -496,8 +537,10 @@ def cmd_run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: T
         err.writelines(f"  {problem}\n" for problem in exc.problems)
         return 2
     store.mkdir(parents=True, exist_ok=True)
-    out.write(f"running {name} ({template['metadata']['name']}) for {repo}@{sha[:12]} "
-              f"[{params.get('event')} {params.get('ref')}]\n")
+    out.write(
+        f"running {name} ({template['metadata']['name']}) for {repo}@{sha[:12]} "
+        f"[{params.get('event')} {params.get('ref')}]\n"
+    )
     if record_file is not None:
         out.write(f"no GitHub App key in the environment: GitHub calls are recorded in {record_file}\n")
     out.flush()
@@ -511,8 +554,19 @@ def cmd_run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: T
                 path.unlink()
             directory.rmdir()
     states = progress.states(finished=True)
-    out.write("\n" + summary(result, states, repo=repo, sha=sha, ref=params.get("ref", ""), store=store,
-                             record_file=record_file, root=Path.cwd()))
+    out.write(
+        "\n"
+        + summary(
+            result,
+            states,
+            repo=repo,
+            sha=sha,
+            ref=params.get("ref", ""),
+            store=store,
+            record_file=record_file,
+            root=Path.cwd(),
+        )
+    )
     out.flush()
     return 0 if result.phase == "Succeeded" else 1
 
@@ -527,20 +581,44 @@ def add_parser(add: Callable[[str, str], argparse.ArgumentParser]) -> argparse.A
     """Create the ``run`` sub-command with ``add(name, help)`` (which already adds ``--config``)."""
     p = add("run", "run the release-data-prep WorkflowTemplate on this machine (no cluster, no credentials)")
     p.add_argument("--repo", help=f"owner/name (default: {LOCAL_REPO}, a synthetic unregistered repository)")
-    p.add_argument("--sha", help="40-hex commit id (default: SHA-1 of the data directory's names and contents)")
-    p.add_argument("--data", help=f"release-data directory to run on (default: {DEFAULT_DATA}; with --repo and "
-                                  "--sha and no --data the fetch step downloads the commit from GitHub)")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
-                   help="set a workflow argument (repeatable), e.g. -p deploy=false")
-    p.add_argument("--workdir", default=str(LOCAL_ROOT), help="where runs/ and store/ go (default: .local-run)")
+    p.add_argument(
+        "--sha", help="40-hex commit id (default: SHA-1 of the data directory's names and contents)"
+    )
+    p.add_argument(
+        "--data",
+        help=f"release-data directory to run on (default: {DEFAULT_DATA}; with --repo and "
+        "--sha and no --data the fetch step downloads the commit from GitHub)",
+    )
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a workflow argument (repeatable), e.g. -p deploy=false",
+    )
+    p.add_argument(
+        "--workdir", default=str(LOCAL_ROOT), help="where runs/ and store/ go (default: .local-run)"
+    )
     p.add_argument("--store", help="local artifact store (default: WORKDIR/store)")
     p.add_argument("--event", choices=["push", "pull_request"], default="push")
     p.add_argument("--pr", help="pull request number (with --event pull_request)")
-    p.add_argument("--from-manifests", nargs="?", const="manifests", metavar="DIR",
-                   help="run the committed YAML under DIR (default: manifests) instead of rendering in memory")
-    p.add_argument("--template", help="WorkflowTemplate to run (default: workflow.templateName of the config)")
-    p.add_argument("--fast-retries", action=argparse.BooleanOptionalAction, default=True,
-                   help="cap retry backoff at 0.2 s (default: on)")
+    p.add_argument(
+        "--from-manifests",
+        nargs="?",
+        const="manifests",
+        metavar="DIR",
+        help="run the committed YAML under DIR (default: manifests) instead of rendering in memory",
+    )
+    p.add_argument(
+        "--template", help="WorkflowTemplate to run (default: workflow.templateName of the config)"
+    )
+    p.add_argument(
+        "--fast-retries",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cap retry backoff at 0.2 s (default: on)",
+    )
     p.add_argument("--plain", action="store_true", help="print log lines even on a terminal")
     p.set_defaults(func=cmd_run)
     return p

@@ -83,7 +83,7 @@ _PASSTHROUGH_ENV = (
 )  # fmt: skip
 _CONTINUE_ON = {"failed": "Failed", "error": "Error"}
 
-# --- allow-lists: "run" fields are interpreted, "ignored" ones cannot change a local result ---------------
+# --- allow-lists: "run" fields are interpreted, "ignored" ones cannot change a local result -------
 SPEC_RUN = {"entrypoint", "templates", "arguments", "onExit", "activeDeadlineSeconds", "parallelism"}
 SPEC_IGNORED = {
     "serviceAccountName", "automountServiceAccountToken", "podGC", "ttlStrategy", "securityContext",
@@ -91,19 +91,28 @@ SPEC_IGNORED = {
     "priority", "podPriorityClassName", "schedulerName", "archiveLogs", "synchronization", "metrics",
     "podDisruptionBudget", "executor",
 }  # fmt: skip
-TEMPLATE_RUN = {"name", "inputs", "dag", "steps", "script", "retryStrategy", "parallelism", "synchronization",
-                "volumes", "activeDeadlineSeconds", "failFast"}
-TEMPLATE_IGNORED = {"metadata", "nodeSelector", "tolerations", "affinity", "securityContext", "serviceAccountName",
-                    "automountServiceAccountToken", "priorityClassName", "schedulerName", "outputs"}
+TEMPLATE_RUN = {
+    "name", "inputs", "dag", "steps", "script", "retryStrategy", "parallelism", "synchronization", "volumes",
+    "activeDeadlineSeconds", "failFast",
+}  # fmt: skip
+TEMPLATE_IGNORED = {
+    "metadata", "nodeSelector", "tolerations", "affinity", "securityContext", "serviceAccountName",
+    "automountServiceAccountToken", "priorityClassName", "schedulerName", "outputs",
+}  # fmt: skip
 SCRIPT_RUN = {"command", "args", "source", "env", "volumeMounts", "terminationMessagePath", "name"}
 SCRIPT_IGNORED = {"image", "imagePullPolicy", "resources", "securityContext", "terminationMessagePolicy"}
-TASK_KEYS = {"name", "template", "arguments", "dependencies", "depends", "when", "withParam", "withItems", "continueOn"}
+TASK_KEYS = {
+    "name", "template", "arguments", "dependencies", "depends", "when", "withParam", "withItems",
+    "continueOn",
+}  # fmt: skip
 STEP_KEYS = TASK_KEYS - {"dependencies", "depends"}
 RETRY_KEYS = {"limit", "retryPolicy", "expression", "backoff", "affinity"}
 BACKOFF_KEYS = {"duration", "factor", "maxDuration", "cap"}
 PARAM_KEYS = {"name", "value", "default", "description", "enum"}
-WORKFLOW_VARS = {"name", "namespace", "uid", "serviceAccountName", "mainEntrypoint", "creationTimestamp",
-                 "status", "failures", "parameters"}
+WORKFLOW_VARS = {
+    "name", "namespace", "uid", "serviceAccountName", "mainEntrypoint", "creationTimestamp", "status",
+    "failures", "parameters",
+}  # fmt: skip
 RETRY_VARS = {"exitCode", "status", "duration", "message"}
 
 
@@ -123,7 +132,7 @@ class ExpressionError(ValueError):
     """A ``when``, ``depends``, ``{{=expr}}`` or retry expression cannot be parsed or evaluated."""
 
 
-# --- Go formatting, as the controller renders values ------------------------------------------------------
+# --- Go formatting, as the controller renders values ----------------------------------------------
 
 
 def fnv32a(text: str) -> int:
@@ -168,8 +177,17 @@ def go_format(value: Any) -> str:
 def go_quote(text: str) -> str:
     r"""Go's ``strconv.Quote``: double quotes, backslash escapes, non-printable runes as ``\x``/``\u``."""
     out = ['"']
-    named = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
-             "\t": "\\t", "\v": "\\v"}
+    named = {
+        '"': '\\"',
+        "\\": "\\\\",
+        "\a": "\\a",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\v": "\\v",
+    }
     for char in text:
         code = ord(char)
         if char in named:
@@ -189,8 +207,13 @@ def go_quote(text: str) -> str:
 def go_json(value: Any) -> str:
     """``json.Marshal``: compact, HTML characters and U+2028/9 escaped, ``null`` for None."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                          ("\u2029", "\\u2029")):
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escaped)
     return text
 
@@ -212,7 +235,7 @@ def _parse_duration(text: Any) -> float:
     return sum(float(amount) * units[unit] for amount, unit in parts)
 
 
-# --- expressions: govaluate for `when`, a subset of expr-lang for {{=...}} and retry expressions ------------
+# --- expressions: govaluate for `when`, a subset of expr-lang for {{=...}} and retry expressions --
 
 _TOKEN_RE = re.compile(
     r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
@@ -270,7 +293,9 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         if not match or match.end() == pos:
             rest = text[pos:].strip()
             bad = rest.split()[0] if rest.split() else rest
-            raise ExpressionError(f"cannot parse {bad[:30]!r} in {text!r} (quote values like 'a-b' or '1abc')")
+            raise ExpressionError(
+                f"cannot parse {bad[:30]!r} in {text!r} (quote values like 'a-b' or '1abc')"
+            )
         kind = match.lastgroup or ""
         out.append((kind, match.group(kind)))
         pos = match.end()
@@ -298,7 +323,11 @@ class _Parser:
             raise ExpressionError(f"{what} in when {self.text!r} is not supported; {_WHEN_HELP}")
 
     def _accept(self, *values: str) -> str | None:
-        if self.i < len(self.toks) and self.toks[self.i][0] in ("op", "name") and self.toks[self.i][1] in values:
+        if (
+            self.i < len(self.toks)
+            and self.toks[self.i][0] in ("op", "name")
+            and self.toks[self.i][1] in values
+        ):
             self.i += 1
             return self.toks[self.i - 1][1]
         return None
@@ -382,7 +411,9 @@ class _Parser:
             self._expr_only("a function call")
             name = ".".join(path)
             if name not in FUNCTIONS:
-                raise ExpressionError(f"unknown function {name}() in {self.text!r}; known: {', '.join(FUNCTIONS)}")
+                raise ExpressionError(
+                    f"unknown function {name}() in {self.text!r}; known: {', '.join(FUNCTIONS)}"
+                )
             args: list[tuple] = []
             if not self._accept(")"):
                 args.append(self._or())
@@ -466,8 +497,13 @@ def evaluate(tree: tuple, env: Mapping[str, Any]) -> Any:
     if op == "+" and isinstance(left, str) and isinstance(right, str):
         return left + right
     if _is_number(left) and _is_number(right):
-        return {"+": left + right, "<": left < right, "<=": left <= right, ">": left > right,
-                ">=": left >= right}[op]
+        return {
+            "+": left + right,
+            "<": left < right,
+            "<=": left <= right,
+            ">": left > right,
+            ">=": left >= right,
+        }[op]
     raise ExpressionError(f"cannot apply {op} to {left!r} and {right!r}")
 
 
@@ -499,10 +535,19 @@ def _nest(scope: Mapping[str, str]) -> dict[str, Any]:
     return root
 
 
-# --- `depends` ---------------------------------------------------------------------------------------------
+# --- `depends` ------------------------------------------------------------------------------------
 
 _DEPENDS_TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z]+)?)")
-TASK_RESULTS = {"Succeeded", "Failed", "Errored", "Skipped", "Omitted", "Daemoned", "AnySucceeded", "AllFailed"}
+TASK_RESULTS = {
+    "Succeeded",
+    "Failed",
+    "Errored",
+    "Skipped",
+    "Omitted",
+    "Daemoned",
+    "AnySucceeded",
+    "AllFailed",
+}
 
 
 def parse_depends(text: str) -> tuple[tuple, set[str]]:
@@ -516,7 +561,7 @@ def parse_depends(text: str) -> tuple[tuple, set[str]]:
     while pos < len(text):
         match = _DEPENDS_TOKEN.match(text, pos)
         if not match:
-            raise ExpressionError(f"cannot parse depends {text!r} at {text[pos:pos + 20]!r}")
+            raise ExpressionError(f"cannot parse depends {text!r} at {text[pos : pos + 20]!r}")
         tokens.append(match.group(1))
         pos = match.end()
     names: set[str] = set()
@@ -540,7 +585,9 @@ def parse_depends(text: str) -> tuple[tuple, set[str]]:
             raise ExpressionError(f"unexpected {tok!r} in depends {text!r}")
         task, _, result = tok.partition(".")
         if result and result not in TASK_RESULTS:
-            raise ExpressionError(f"depends {text!r}: unknown result .{result}; use one of {sorted(TASK_RESULTS)}")
+            raise ExpressionError(
+                f"depends {text!r}: unknown result .{result}; use one of {sorted(TASK_RESULTS)}"
+            )
         names.add(task)
         return ("task", task, result)
 
@@ -566,7 +613,7 @@ def parse_depends(text: str) -> tuple[tuple, set[str]]:
     return tree, names
 
 
-# --- the node tree -------------------------------------------------------------------------------------------
+# --- the node tree --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -700,7 +747,7 @@ class RunResult:
     notes: list[str]
 
 
-# --- static checks -------------------------------------------------------------------------------------------
+# --- static checks --------------------------------------------------------------------------------
 
 _TAG_RE = re.compile(r"\{\{(.*?)\}\}", re.S)
 
@@ -741,11 +788,18 @@ class _Vars:
                 return len(rest) == 1 or (len(rest) == 2 and rest[1] in self.params)
             return len(rest) == 1 and rest[0] in WORKFLOW_VARS
         if root == "inputs":
-            return self.inputs is not None and rest[:1] == ["parameters"] and (
-                len(rest) == 1 or (len(rest) == 2 and rest[1] in self.inputs))
+            return (
+                self.inputs is not None
+                and rest[:1] == ["parameters"]
+                and (len(rest) == 1 or (len(rest) == 2 and rest[1] in self.inputs))
+            )
         if root in ("tasks", "steps"):
-            return root == self.sibling_kind and len(rest) == 3 and rest[0] in self.siblings and rest[1:] == [
-                "outputs", "result"]
+            return (
+                root == self.sibling_kind
+                and len(rest) == 3
+                and rest[0] in self.siblings
+                and rest[1:] == ["outputs", "result"]
+            )
         if root == "item":
             return self.item and len(rest) <= 1
         if root == "lastRetry":
@@ -760,7 +814,9 @@ class _Checker:
         self.problems: list[str] = []
         self.resource = resource
         self.spec: Mapping[str, Any] = resource.get("spec") or {}
-        self.templates = {t.get("name"): t for t in self.spec.get("templates") or [] if isinstance(t, Mapping)}
+        self.templates = {
+            t.get("name"): t for t in self.spec.get("templates") or [] if isinstance(t, Mapping)
+        }
         args = (self.spec.get("arguments") or {}).get("parameters") or []
         self.params = frozenset(p.get("name", "") for p in args if isinstance(p, Mapping))
 
@@ -770,7 +826,9 @@ class _Checker:
     def invalid(self, where: str, problem: str) -> None:
         self.problems.append(f"{where}: {problem}")
 
-    def keys(self, value: Any, where: str, run: set[str], ignored: frozenset[str] | set[str] = frozenset()) -> None:
+    def keys(
+        self, value: Any, where: str, run: set[str], ignored: frozenset[str] | set[str] = frozenset()
+    ) -> None:
         if not isinstance(value, Mapping):
             self.invalid(where, f"expected a mapping, got {type(value).__name__}")
             return
@@ -930,7 +988,9 @@ class _Checker:
             place = f"{where}.script.volumeMounts[{i}]"
             self.keys(mount, place, {"name", "mountPath", "readOnly"})
             if mount.get("name") not in volumes:
-                self.unsupported(f"{place}: volume {mount.get('name')!r} is not one of the template's volumes")
+                self.unsupported(
+                    f"{place}: volume {mount.get('name')!r} is not one of the template's volumes"
+                )
         for i, env in enumerate(script.get("env") or []):
             place = f"{where}.script.env[{i}]"
             self.keys(env, place, {"name", "value", "valueFrom"})
@@ -1031,8 +1091,9 @@ def plan_rows(resource: Mapping[str, Any]) -> list[Row]:
             child = templates[call["template"]]
             key = (*prefix, call["name"])
             if key not in {r.key for r in rows}:
-                rows.append(Row(key, call["template"], "withParam" in call or "withItems" in call,
-                                "script" in child))
+                rows.append(
+                    Row(key, call["template"], "withParam" in call or "withItems" in call, "script" in child)
+                )
             if ("dag" in child or "steps" in child) and depth < 10:
                 walk(call["template"], key, depth + 1)
 
@@ -1055,7 +1116,9 @@ def _item_json(value: Any, where: str, nested: bool = False) -> str:
     if isinstance(value, dict):
         if nested and any(not isinstance(v, str | None) for v in value.values()):
             bad = next(v for v in value.values() if not isinstance(v, str | None))
-            raise ExpressionError(f"{where}: json: cannot unmarshal {_json_kind(bad)} into Go value of type string")
+            raise ExpressionError(
+                f"{where}: json: cannot unmarshal {_json_kind(bad)} into Go value of type string"
+            )
         parts = [f"{go_json(k)}:{_item_json(value[k], where, True)}" for k in sorted(value)]
         return "{" + ",".join(parts) + "}"
     if isinstance(value, list):
@@ -1083,7 +1146,7 @@ def _item_text(value: Any, where: str) -> str:
 
 
 def _item_scope(index: int, item: Any) -> tuple[dict[str, str], str]:
-    """``{{item}}`` / ``{{item.key}}`` values and the node-name label of one fan-out item (Argo v3 ``Item``)."""
+    """``{{item}}``, ``{{item.key}}`` and the node-name label of a fan-out item, as Argo v3's ``Item``."""
     where = f"withItems[{index}]"
     if isinstance(item, dict):
         values = {key: _item_text(value, f"{where}[{key}]") for key, value in item.items()}
@@ -1136,7 +1199,7 @@ def _substitute_tree(value: Any, scope: Mapping[str, str], where: str) -> Any:
     return value
 
 
-# --- the runner ------------------------------------------------------------------------------------------------
+# --- the runner -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -1217,7 +1280,9 @@ class LocalRun:
         names = [p["name"] for p in declared]
         unknown = sorted(set(given) - set(names))
         if unknown:
-            raise LocalRunRefused([f"unknown parameter(s) {', '.join(unknown)}; the template takes {', '.join(names)}"])
+            raise LocalRunRefused(
+                [f"unknown parameter(s) {', '.join(unknown)}; the template takes {', '.join(names)}"]
+            )
         values: dict[str, str] = {}
         missing = []
         for param in declared:
@@ -1244,8 +1309,8 @@ class LocalRun:
                 name = config_map.get("name") or volume["name"]
                 if name not in self.options.config_maps:
                     problems.append(
-                        f"templates[{i}] ({tmpl['name']!r}) mounts ConfigMap {name!r}, which the local run was "
-                        "not given (RunOptions.config_maps)"
+                        f"templates[{i}] ({tmpl['name']!r}) mounts ConfigMap {name!r}, which the local run "
+                        "was not given (RunOptions.config_maps)"
                     )
         if problems:
             raise LocalRunRefused(problems)
@@ -1296,8 +1361,16 @@ class LocalRun:
             except Exception:  # a broken progress view must not break the run
                 log.exception("progress callback failed")
 
-    def _new(self, name: str, display: str, kind: str, template: str, row: tuple[str, ...], ctx: _Ctx,
-             **fields: Any) -> Node:
+    def _new(
+        self,
+        name: str,
+        display: str,
+        kind: str,
+        template: str,
+        row: tuple[str, ...],
+        ctx: _Ctx,
+        **fields: Any,
+    ) -> Node:
         node = Node(self._node_id(name), name, display, kind, template, row, on_exit=ctx.on_exit, **fields)
         if node.fulfilled or node.phase == "Running":
             node.started_at = time.time()
@@ -1349,8 +1422,12 @@ class LocalRun:
         self._execute_safe(root, entry, self.arguments, _Ctx((), False))
         if timer is not None:
             timer.cancel()
-        status = {"Succeeded": "Succeeded", "Skipped": "Succeeded", "Omitted": "Succeeded", "Failed": "Failed"}.get(
-            root.phase, "Error")
+        status = {
+            "Succeeded": "Succeeded",
+            "Skipped": "Succeeded",
+            "Omitted": "Succeeded",
+            "Failed": "Failed",
+        }.get(root.phase, "Error")
         failures = self._failures()
         self.globals["workflow.status"] = status
         self.globals["workflow.failures"] = go_quote(go_json(failures or None))
@@ -1367,7 +1444,11 @@ class LocalRun:
                 phase, message = exit_node.phase, exit_node.message
         for node in self.snapshot():
             if not node.fulfilled:
-                self._set(self.nodes[node.id], phase="Error", message="the local run ended before this node finished")
+                self._set(
+                    self.nodes[node.id],
+                    phase="Error",
+                    message="the local run ended before this node finished",
+                )
         if self._kill_all.is_set() and phase == "Succeeded":
             phase, message = "Failed", TERMINATE_MESSAGE
         self._result = RunResult(
@@ -1444,8 +1525,14 @@ class LocalRun:
                 return
             with self._mutex(node, resolved):
                 if "retryStrategy" in resolved:
-                    self._run_retries(node, resolved, ctx, lambda n: _substitute_tree(
-                        dict(tmpl), {**scope, "retries": str(n)}, f"template {template!r}"))
+                    self._run_retries(
+                        node,
+                        resolved,
+                        ctx,
+                        lambda n: _substitute_tree(
+                            dict(tmpl), {**scope, "retries": str(n)}, f"template {template!r}"
+                        ),
+                    )
                 else:
                     self._run_pod(node, resolved, ctx)
 
@@ -1460,7 +1547,9 @@ class LocalRun:
             elif "default" in param:
                 value = str(param["default"])
             else:
-                raise ExpressionError(f"inputs.parameters.{name} was not supplied to template {tmpl['name']!r}")
+                raise ExpressionError(
+                    f"inputs.parameters.{name} was not supplied to template {tmpl['name']!r}"
+                )
             if param.get("enum") and value not in [str(e) for e in param["enum"]]:
                 raise ExpressionError(f"inputs.parameters.{name}={value!r} is not one of {param['enum']}")
             values[name] = substitute(value, self.globals, f"inputs.parameters.{name}", allow_unresolved=True)
@@ -1469,7 +1558,10 @@ class LocalRun:
     @contextlib.contextmanager
     def _mutex(self, node: Node, tmpl: Mapping[str, Any]) -> Iterator[None]:
         sync = tmpl.get("synchronization") or {}
-        names = [m["name"] for m in list(sync.get("mutexes") or []) + ([sync["mutex"]] if sync.get("mutex") else [])]
+        names = [
+            m["name"]
+            for m in list(sync.get("mutexes") or []) + ([sync["mutex"]] if sync.get("mutex") else [])
+        ]
         with self._lock:
             locks = [self._mutexes.setdefault(name, threading.Lock()) for name in sorted(set(names))]
         held = []
@@ -1522,23 +1614,34 @@ class LocalRun:
                         tree, names = deps[name]
                         if any(d not in done for d in names):
                             continue
-                        progress = True
                         if tree is not None and not _eval_depends(tree, tasks, done, fanned):
                             waiting.remove(name)
-                            finished(name, self._new(
-                                f"{node.name}.{name}", name, "Skipped", tasks[name]["template"], (*ctx.row, name), ctx,
-                                phase="Omitted", message="omitted: depends condition not met"))
+                            progress = True
+                            finished(
+                                name,
+                                self._new(
+                                    f"{node.name}.{name}",
+                                    name,
+                                    "Skipped",
+                                    tasks[name]["template"],
+                                    (*ctx.row, name),
+                                    ctx,
+                                    phase="Omitted",
+                                    message="omitted: depends condition not met",
+                                ),
+                            )
                             continue
                         if stopped or self._halted(ctx):
-                            progress = False
                             continue
                         waiting.remove(name)
+                        progress = True
 
                         def track(fut: cf.Future[Node], task: str = name) -> None:
                             inflight[fut] = task
 
-                        final, children = self._start_call(node.name, tasks[name], {**scope, **outputs}, ctx, pool,
-                                                           track, groups)
+                        final, children = self._start_call(
+                            node.name, tasks[name], {**scope, **outputs}, ctx, pool, track, groups
+                        )
                         if "withParam" in tasks[name] or "withItems" in tasks[name]:
                             fanned[name] = children
                         if final is not None:
@@ -1555,7 +1658,11 @@ class LocalRun:
         phase = _dag_phase(dag, tasks, deps, done, fail_fast)
         if phase == "Succeeded" and len(done) < len(tasks):
             phase = "Failed"  # stopped (deadline, stop) before every task ran
-        self._set(node, phase=phase, message=self._stop_message or "" if phase in FAILED and self._halted(ctx) else "")
+        self._set(
+            node,
+            phase=phase,
+            message=self._stop_message or "" if phase in FAILED and self._halted(ctx) else "",
+        )
 
     def _start_call(
         self,
@@ -1583,20 +1690,35 @@ class LocalRun:
             error = self._new(base, name, "Skipped", template, row, ctx, phase="Error", message=str(exc))
             return error, [error]
         if items is None:
-            single, submitted = self._start_one(base, name, child_type, call, scope, row, ctx, pool, track, None)
+            single, submitted = self._start_one(
+                base, name, child_type, call, scope, row, ctx, pool, track, None
+            )
             return (None if submitted else single), [single]
         if not items:
-            empty = self._new(base, name, "Skipped", template, row, ctx, phase="Skipped",
-                              message="Skipped, empty params")
+            empty = self._new(
+                base, name, "Skipped", template, row, ctx, phase="Skipped", message="Skipped, empty params"
+            )
             return empty, [empty]
         group = None
         if groups is not None:
-            group = self._new(base, name, "TaskGroup", template, row, ctx, phase="Running", expected=len(items))
+            group = self._new(
+                base, name, "TaskGroup", template, row, ctx, phase="Running", expected=len(items)
+            )
         children, running = [], 0
         for index, (item_scope, label) in enumerate(scopes):
             display = f"{name}({index}:{label})"
-            child, submitted = self._start_one(f"{parent}.{display}", display, child_type, call,
-                                               {**scope, **item_scope}, row, ctx, pool, track, index)
+            child, submitted = self._start_one(
+                f"{parent}.{display}",
+                display,
+                child_type,
+                call,
+                {**scope, **item_scope},
+                row,
+                ctx,
+                pool,
+                track,
+                index,
+            )
             children.append(child)
             running += submitted
         if group is None:
@@ -1607,9 +1729,19 @@ class LocalRun:
         groups[name] = (group, children)
         return None, children
 
-    def _start_one(self, name: str, display: str, kind: str, call: Mapping[str, Any], scope: Mapping[str, str],
-                   row: tuple[str, ...], ctx: _Ctx, pool: cf.ThreadPoolExecutor,
-                   track: Callable[[cf.Future[Node]], None], item: int | None) -> tuple[Node, bool]:
+    def _start_one(
+        self,
+        name: str,
+        display: str,
+        kind: str,
+        call: Mapping[str, Any],
+        scope: Mapping[str, str],
+        row: tuple[str, ...],
+        ctx: _Ctx,
+        pool: cf.ThreadPoolExecutor,
+        track: Callable[[cf.Future[Node]], None],
+        item: int | None,
+    ) -> tuple[Node, bool]:
         """Evaluate ``when`` and the arguments, then submit; returns the node and whether it was submitted."""
         template = call["template"]
         try:
@@ -1617,14 +1749,25 @@ class LocalRun:
             if when is not None:
                 rendered = substitute(str(when), scope, f"{display}.when")
                 if not evaluate_when(rendered):
-                    return self._new(name, display, "Skipped", template, row, ctx, phase="Skipped",
-                                     message=f"when '{rendered}' evaluated false", item=item), False
+                    return self._new(
+                        name,
+                        display,
+                        "Skipped",
+                        template,
+                        row,
+                        ctx,
+                        phase="Skipped",
+                        message=f"when '{rendered}' evaluated false",
+                        item=item,
+                    ), False
             args = {
                 p["name"]: substitute(str(p.get("value", "")), scope, f"{display}.arguments.{p['name']}")
                 for p in (call.get("arguments") or {}).get("parameters") or []
             }
         except ExpressionError as exc:
-            error = self._new(name, display, "Skipped", template, row, ctx, phase="Error", message=str(exc), item=item)
+            error = self._new(
+                name, display, "Skipped", template, row, ctx, phase="Error", message=str(exc), item=item
+            )
             return error, False
         node = self._new(name, display, kind, template, row, ctx, item=item)
         track(pool.submit(self._execute_safe, node, template, args, ctx))
@@ -1646,13 +1789,21 @@ class LocalRun:
                 if self._halted(ctx):
                     phase, message = "Failed", self._stop_message or STOP_MESSAGE
                     break
-                group_node = self._new(f"{node.name}[{index}]", f"[{index}]", "StepGroup", tmpl["name"], ctx.row, ctx,
-                                       phase="Running")
+                group_node = self._new(
+                    f"{node.name}[{index}]",
+                    f"[{index}]",
+                    "StepGroup",
+                    tmpl["name"],
+                    ctx.row,
+                    ctx,
+                    phase="Running",
+                )
                 futures: list[cf.Future[Node]] = []
                 started: list[tuple[Mapping[str, Any], Node]] = []
                 for step in group:
-                    _final, children = self._start_call(group_node.name, step, {**scope, **outputs}, ctx, pool,
-                                                        futures.append, None)
+                    _final, children = self._start_call(
+                        group_node.name, step, {**scope, **outputs}, ctx, pool, futures.append, None
+                    )
                     started.extend((step, child) for child in children)
                 cf.wait(futures)
                 failed = [n for step, n in started if n.phase in FAILED and n.phase not in _continues(step)]
@@ -1662,7 +1813,9 @@ class LocalRun:
                     if not results:
                         continue
                     looped = "withParam" in step or "withItems" in step
-                    outputs[f"steps.{step['name']}.outputs.result"] = _aggregate(results) if looped else results[0]
+                    outputs[f"steps.{step['name']}.outputs.result"] = (
+                        _aggregate(results) if looped else results[0]
+                    )
                 if failed:
                     self._set(group_node, phase="Failed", message=f"child '{failed[0].id}' failed")
                     phase, message = "Failed", f"child '{group_node.id}' failed"
@@ -1672,9 +1825,14 @@ class LocalRun:
 
     # -- pods ----------------------------------------------------------------------------------------------
 
-    def _run_retries(self, node: Node, tmpl: Mapping[str, Any], ctx: _Ctx,
-                     attempt_template: Callable[[int], Mapping[str, Any]]) -> None:
-        """Argo's ``processNodeRetries``; ``attempt_template(n)`` renders the template with ``{{retries}}`` = n."""
+    def _run_retries(
+        self,
+        node: Node,
+        tmpl: Mapping[str, Any],
+        ctx: _Ctx,
+        attempt_template: Callable[[int], Mapping[str, Any]],
+    ) -> None:
+        """Argo's ``processNodeRetries``; ``attempt_template(n)`` renders the template with retries = n."""
         strategy = tmpl["retryStrategy"]
         limit = int(strategy["limit"]) if "limit" in strategy else None
         policy = strategy.get("retryPolicy") or "OnFailure"
@@ -1684,8 +1842,16 @@ class LocalRun:
         first_start = time.time()
         attempt = 0
         while True:
-            child = self._new(f"{node.name}({attempt})", f"{node.display_name}({attempt})", "Pod", node.template_name,
-                              node.row, ctx, attempt=attempt, item=node.item)
+            child = self._new(
+                f"{node.name}({attempt})",
+                f"{node.display_name}({attempt})",
+                "Pod",
+                node.template_name,
+                node.row,
+                ctx,
+                attempt=attempt,
+                item=node.item,
+            )
             try:
                 self._run_pod(child, tmpl if attempt == 0 else attempt_template(attempt), ctx)
             except ExpressionError as exc:
@@ -1699,7 +1865,9 @@ class LocalRun:
                 stop = child.message
             wait = 0.0
             if stop is None and backoff:
-                wait = _parse_duration(backoff.get("duration", "0")) * int(backoff.get("factor") or 1) ** (count - 1)
+                wait = _parse_duration(backoff.get("duration", "0")) * int(backoff.get("factor") or 1) ** (
+                    count - 1
+                )
                 if "cap" in backoff:
                     wait = min(wait, _parse_duration(backoff["cap"]))
                 if "maxDuration" in backoff:
@@ -1714,8 +1882,12 @@ class LocalRun:
             if stop is None and limit is not None and count > limit:
                 stop = "No more retries left"
             if stop is None and expression is not None:
-                last = {"exitCode": str(child.exit_code if child.exit_code is not None else -1),
-                        "status": child.phase, "duration": go_format(child.duration or 0.0), "message": child.message}
+                last = {
+                    "exitCode": str(child.exit_code if child.exit_code is not None else -1),
+                    "status": child.phase,
+                    "duration": go_format(child.duration or 0.0),
+                    "message": child.message,
+                }
                 try:
                     again = evaluate(expression, {"lastRetry": last})
                 except ExpressionError as exc:
@@ -1752,12 +1924,22 @@ class LocalRun:
                 return
             self._set(node, phase="Running", log_path=log_path, pod_dir=pod_dir, message="")
             try:
-                proc = subprocess.Popen(command, cwd=pod_dir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=err, start_new_session=True)
+                proc = subprocess.Popen(
+                    command,
+                    cwd=pod_dir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
             except OSError as exc:
                 err.write(f"cannot start {command[0]!r}: {exc}\n".encode())
-                self._set(node, phase="Error", message=f"cannot start container command {command[0]!r}: "
-                                                        f"{exc.strerror or exc}")
+                self._set(
+                    node,
+                    phase="Error",
+                    message=f"cannot start container command {command[0]!r}: {exc.strerror or exc}",
+                )
                 return
             with self._lock:
                 self._procs[proc.pid] = (proc, node)
@@ -1781,13 +1963,22 @@ class LocalRun:
         elif code == 0:
             self._set(node, phase="Succeeded", result=stdout.strip(), exit_code=0)
         else:
-            message = termination.read_text(encoding="utf-8", errors="replace").strip() if termination.exists() else ""
-            self._set(node, phase="Failed", message=message or f"failed with exit code {code}", exit_code=code)
+            message = (
+                termination.read_text(encoding="utf-8", errors="replace").strip()
+                if termination.exists()
+                else ""
+            )
+            self._set(
+                node, phase="Failed", message=message or f"failed with exit code {code}", exit_code=code
+            )
 
     def _pod_env(self, tmpl: Mapping[str, Any], node: Node, termination: Path) -> dict[str, str]:
         script = tmpl["script"]
         env = {k: os.environ[k] for k in _PASSTHROUGH_ENV if k in os.environ}
-        paths = [*(self.options.pythonpath or [str(Path.cwd())]), *filter(None, [os.environ.get("PYTHONPATH")])]
+        paths = [
+            *(self.options.pythonpath or [str(Path.cwd())]),
+            *filter(None, [os.environ.get("PYTHONPATH")]),
+        ]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         volumes = {v["name"]: v for v in tmpl.get("volumes") or []}
         mounts = [(m["mountPath"].rstrip("/"), volumes[m["name"]]) for m in script.get("volumeMounts") or []]
@@ -1806,9 +1997,11 @@ class LocalRun:
             if mount is None:
                 env[name] = value
             elif "secret" in mount[1]:
-                self._stand_in(env, name, f"Secret volume {mount[1]['secret'].get('secretName')} at {mount[0]}", node)
+                self._stand_in(
+                    env, name, f"Secret volume {mount[1]['secret'].get('secretName')} at {mount[0]}", node
+                )
             else:
-                env[name] = str(self._config_map_dir(mount[1]) / value[len(mount[0]):].lstrip("/"))
+                env[name] = str(self._config_map_dir(mount[1]) / value[len(mount[0]) :].lstrip("/"))
         env.update(self.options.env)
         return env
 
@@ -1883,7 +2076,9 @@ def _loop_items(call: Mapping[str, Any], scope: Mapping[str, str], where: str) -
     try:
         items = json.loads(text, parse_int=_JsonNumber, parse_float=_JsonNumber)
     except json.JSONDecodeError as exc:
-        raise ExpressionError(f"withParam value could not be parsed as a JSON list: {text[:200]}: {exc.msg}") from None
+        raise ExpressionError(
+            f"withParam value could not be parsed as a JSON list: {text[:200]}: {exc.msg}"
+        ) from None
     if not isinstance(items, list):
         raise ExpressionError(f"withParam value could not be parsed as a JSON list: {text[:200]}")
     return items
@@ -1901,8 +2096,12 @@ def _aggregate(results: list[str]) -> str:
     return go_json(values)
 
 
-def _eval_depends(tree: tuple, tasks: Mapping[str, Mapping[str, Any]], done: Mapping[str, Node],
-                  fanned: Mapping[str, list[Node]]) -> bool:
+def _eval_depends(
+    tree: tuple,
+    tasks: Mapping[str, Mapping[str, Any]],
+    done: Mapping[str, Node],
+    fanned: Mapping[str, list[Node]],
+) -> bool:
     """Evaluate a parsed ``depends`` against finished tasks, with Argo's bare-name expansion."""
     kind = tree[0]
     if kind == "not":
@@ -1926,8 +2125,13 @@ def _eval_depends(tree: tuple, tasks: Mapping[str, Mapping[str, Any]], done: Map
     return phase == ("Error" if result == "Errored" else result)
 
 
-def _dag_phase(dag: Mapping[str, Any], tasks: Mapping[str, Mapping[str, Any]],
-               deps: Mapping[str, tuple[tuple | None, set[str]]], done: Mapping[str, Node], fail_fast: bool) -> str:
+def _dag_phase(
+    dag: Mapping[str, Any],
+    tasks: Mapping[str, Mapping[str, Any]],
+    deps: Mapping[str, tuple[tuple | None, set[str]]],
+    done: Mapping[str, Node],
+    fail_fast: bool,
+) -> str:
     """Argo's ``assessDAGPhase``: target tasks' branch phases, Skipped/Omitted inheriting failures."""
     memo: dict[str, str] = {}
 
@@ -1963,7 +2167,7 @@ def _file_name(text: str) -> str:
 
 def _short_name(name: str, workflow: str) -> str:
     """A node name without the workflow name, for file names (``fetch``, ``onExit[0].report-final``)."""
-    return name[len(workflow):].lstrip(".") if name.startswith(workflow) and name != workflow else name
+    return name[len(workflow) :].lstrip(".") if name.startswith(workflow) and name != workflow else name
 
 
 def run_workflow(

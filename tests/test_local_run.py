@@ -81,9 +81,11 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scenario]:
         )
         on_change = None
         if name == "stop":
+
             def on_change(n: lr.Node, scenario: str = name) -> None:
                 if n.template_name == "sleep" and n.phase == "Running":
                     threading.Thread(target=out[scenario].run.stop).start()
+
         run = lr.LocalRun(resource, {"trace-dir": str(trace), **params}, options, on_change)
         out[name] = Scenario(run, trace)
     for scenario in out.values():
@@ -106,8 +108,19 @@ def test_go_quote_and_json_match_go_encoding() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(True, "true"), (False, "false"), (1, "1"), (123456, "123456"), (1000000, "1e+06"), (1234567, "1.234567e+06"),
-     (0.5, "0.5"), (0.0001, "0.0001"), (0.00001, "1e-05"), (-2.5, "-2.5"), ("text", "text")],
+    [
+        (True, "true"),
+        (False, "false"),
+        (1, "1"),
+        (123456, "123456"),
+        (1000000, "1e+06"),
+        (1234567, "1.234567e+06"),
+        (0.5, "0.5"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (-2.5, "-2.5"),
+        ("text", "text"),
+    ],
 )
 def test_item_values_render_like_go_percent_v(value: object, expected: str) -> None:
     assert lr.go_format(value) == expected
@@ -118,8 +131,14 @@ def test_when_follows_govaluate_as_argo_uses_it() -> None:
     assert lr.evaluate_when("crash == crash")  # bare words are strings
     assert not lr.evaluate_when("('a' == 'b' || 'c' != 'c') && true")
     assert lr.evaluate_when("1 == 1.0")
-    refused = [("my-repo == x", "cannot parse|'-'"), ("1abc == x", "cannot parse"), ("'a' < 'b'", "not supported"),
-               ("!true", "not supported"), ("f(1) == 1", "not supported"), ("'a'", "not a boolean")]
+    refused = [
+        ("my-repo == x", "cannot parse|'-'"),
+        ("1abc == x", "cannot parse"),
+        ("'a' < 'b'", "not supported"),
+        ("!true", "not supported"),
+        ("f(1) == 1", "not supported"),
+        ("'a'", "not a boolean"),
+    ]
     for bad, why in refused:
         with pytest.raises(lr.ExpressionError, match=why):
             lr.evaluate_when(bad)
@@ -127,8 +146,10 @@ def test_when_follows_govaluate_as_argo_uses_it() -> None:
 
 def test_expressions_of_the_release_template() -> None:
     scope = {"workflow.parameters.repo": "acme/data", "inputs.parameters.environment": "preview/pr-7"}
-    mutex = ("{{=sprig.replace('/', '.', workflow.parameters.repo) + '.' + "
-             "sprig.replace('/', '-', inputs.parameters.environment)}}")
+    mutex = (
+        "{{=sprig.replace('/', '.', workflow.parameters.repo) + '.' + "
+        "sprig.replace('/', '-', inputs.parameters.environment)}}"
+    )
     assert lr.substitute(mutex, scope, "mutex") == "acme.data.preview-pr-7"
     labels = "{{=sprig.trunc(7, 'abcdef0123')}}-{{ workflow.parameters.repo }}"
     assert lr.substitute(labels, scope, "x") == "abcdef0-acme/data"
@@ -163,8 +184,12 @@ def test_unsupported_features_are_refused_by_name_before_anything_runs(tmp_path:
     templates["echo"]["outputs"] = {"artifacts": [{"name": "report", "path": "/tmp/r"}]}
     templates["echo"]["podSpecPatch"] = "{}"
     templates["echo"]["memoize"] = {"key": "x"}
-    templates["echo"]["script"]["env"] = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]
-    templates["make-items"]["synchronization"] = {"semaphores": [{"configMapKeyRef": {"name": "s", "key": "k"}}]}
+    templates["echo"]["script"]["env"] = [
+        {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}
+    ]
+    templates["make-items"]["synchronization"] = {
+        "semaphores": [{"configMapKeyRef": {"name": "s", "key": "k"}}]
+    }
     templates["make-items"]["retryStrategy"] = {"limit": "2", "retryPolicy": "OnTransientError"}
     tasks = templates["main"]["dag"]["tasks"]
     tasks[0]["withSequence"] = {"count": "3"}
@@ -175,10 +200,18 @@ def test_unsupported_features_are_refused_by_name_before_anything_runs(tmp_path:
         lr.LocalRun(resource, {"trace-dir": str(tmp_path)}, lr.RunOptions(runs_dir=tmp_path / "runs"))
     text = str(refused.value)
     for expected in [
-        "spec.hooks", "templates[7] ('approve').suspend", "templates[8] ('kubectl').resource",
-        "templates[2] ('echo').outputs", "templates[2] ('echo').podSpecPatch", "templates[2] ('echo').memoize",
-        "valueFrom.configMapKeyRef", "synchronization.semaphores", "retryPolicy 'OnTransientError'",
-        "tasks[0] ('first').withSequence", "tasks[1] ('items').depends", "tasks.items.outputs.parameters.list",
+        "spec.hooks",
+        "templates[7] ('approve').suspend",
+        "templates[8] ('kubectl').resource",
+        "templates[2] ('echo').outputs",
+        "templates[2] ('echo').podSpecPatch",
+        "templates[2] ('echo').memoize",
+        "valueFrom.configMapKeyRef",
+        "synchronization.semaphores",
+        "retryPolicy 'OnTransientError'",
+        "tasks[0] ('first').withSequence",
+        "tasks[1] ('items').depends",
+        "tasks.items.outputs.parameters.list",
         "unknown function sprig.sha256sum",
     ]:
         assert expected in text, f"{expected!r} not named in:\n{text}"
@@ -201,8 +234,15 @@ def test_bad_parameters_and_missing_config_maps_are_refused(tmp_path: Path) -> N
 def test_plan_rows_follow_dependency_order_and_the_exit_handler() -> None:
     rows = [(r.key, r.fan_out, r.leaf) for r in lr.plan_rows(load("dag"))]
     assert [key for key, _, _ in rows] == [
-        ("first",), ("items",), ("when-true",), ("when-false",), ("fan",), ("fan", "overlap"), ("last",),
-        ("onExit",), ("onExit", "record"),
+        ("first",),
+        ("items",),
+        ("when-true",),
+        ("when-false",),
+        ("fan",),
+        ("fan", "overlap"),
+        ("last",),
+        ("onExit",),
+        ("onExit", "record"),
     ]
     assert (("fan", "overlap"), True, True) in rows
     assert (("fan",), False, False) in rows
@@ -222,9 +262,15 @@ def test_dag_order_results_fan_out_limit_and_when(scenarios: dict[str, Scenario]
     assert node(result, ".when-true").result == "first-again"  # {{tasks.first.outputs.result}} passed on
     skipped = node(result, ".when-false")
     assert (skipped.phase, skipped.message) == ("Skipped", "when ''fast' != 'fast'' evaluated false")
-    assert node(result, ".last").phase == "Succeeded"  # depends on a skipped task still runs (Argo's expansion)
+    assert (
+        node(result, ".last").phase == "Succeeded"
+    )  # depends on a skipped task still runs (Argo's expansion)
     group = node(result, ".fan.overlap")
-    assert (group.type, group.expected, json.loads(group.result or "")) == ("TaskGroup", 4, ["t0", "t1", "t2", "t3"])
+    assert (group.type, group.expected, json.loads(group.result or "")) == (
+        "TaskGroup",
+        4,
+        ["t0", "t1", "t2", "t3"],
+    )
     assert node(result, ".fan.overlap(3:name:t3)").phase == "Succeeded"
     seen = [int(x) for x in (scenario.trace / "max-active").read_text().split()]
     assert len(seen) == 4 and max(seen) <= 2  # parallelism: 2 honoured
@@ -248,17 +294,29 @@ def test_steps_run_group_by_group_and_parallelism_one_in_item_order(scenarios: d
     result = scenario.result()
     assert result.phase == "Succeeded", result.message  # the failed step had continueOn.failed
     tolerated = node(result, "[0].tolerated")
-    assert (tolerated.phase, tolerated.message, tolerated.exit_code) == ("Failed", "failed with exit code 3", 3)
+    assert (tolerated.phase, tolerated.message, tolerated.exit_code) == (
+        "Failed",
+        "failed with exit code 3",
+        3,
+    )
     lines = trace_lines(scenario.trace)
     deploys = [line for line in lines if line.startswith(("begin", "end"))]
     assert deploys == [
-        "begin staging-false", "end staging-false", "begin pr-7-false", "end pr-7-false",
-        "begin production-true", "end production-true",
+        "begin staging-false",
+        "end staging-false",
+        "begin pr-7-false",
+        "end pr-7-false",
+        "begin production-true",
+        "end production-true",
     ]
     assert lines[0] == "run hello" and lines[-1] == "run after hello"  # {{steps.hello.outputs.result}}
-    item = node(result, "[1].deploy-all[0].deploy-environment(1:environment:preview/pr-7,key:pr-7,production:false)")
+    item = node(
+        result, "[1].deploy-all[0].deploy-environment(1:environment:preview/pr-7,key:pr-7,production:false)"
+    )
     assert item.phase == "Succeeded"
-    assert Path(item.log_path or "").name.startswith("[1].deploy-all[0].deploy-environment(1:environment:preview_pr-7")
+    assert Path(item.log_path or "").name.startswith(
+        "[1].deploy-all[0].deploy-environment(1:environment:preview_pr-7"
+    )
 
 
 def test_retries_follow_the_expression_and_the_exit_handler_gets_go_quoted_failures(
@@ -328,18 +386,28 @@ def test_env_secrets_and_volumes_get_local_stand_ins(scenarios: dict[str, Scenar
     seen = json.loads(node(result, ".env").result or "")
     assert seen["SECRET_TOKEN"]["value"] == "s3cr3t-value"  # secretKeyRef from the local stand-in
     assert seen["KEY_PATH"]["content"] == "not a real key"  # a path into a Secret volume: the stand-in path
-    assert seen["GSM_REGISTRATIONS"]["content"] == "repoRegistrations: []\n"  # ConfigMap volume written locally
+    assert (
+        seen["GSM_REGISTRATIONS"]["content"] == "repoRegistrations: []\n"
+    )  # ConfigMap volume written locally
     assert seen["GSM_REGISTRATIONS"]["value"].startswith(str(result.run_dir))
     assert seen["STEP_TERMINATION_LOG"]["value"].startswith(str(result.run_dir / "pods"))
     assert seen["MISSING"]["value"] is None
     assert seen["LOCAL_ONLY"]["value"] == "set by the local runner"
     assert seen["PLAIN"]["value"] == f"workflow {result.name}"
-    assert any(note.startswith("MISSING (secretKeyRef tokens/other) is not set locally") for note in result.notes)
-    assert "s3cr3t-value" not in (result.run_dir / "pods" / f"{result.name}-read-env-{lr.fnv32a(result.name + '.env')}"
-                                  / "script").read_text()
+    assert any(
+        note.startswith("MISSING (secretKeyRef tokens/other) is not set locally") for note in result.notes
+    )
+    assert (
+        "s3cr3t-value"
+        not in (
+            result.run_dir / "pods" / f"{result.name}-read-env-{lr.fnv32a(result.name + '.env')}" / "script"
+        ).read_text()
+    )
 
 
-def test_the_workflow_deadline_kills_running_steps_and_the_exit_handler_runs(scenarios: dict[str, Scenario]) -> None:
+def test_the_workflow_deadline_kills_running_steps_and_the_exit_handler_runs(
+    scenarios: dict[str, Scenario],
+) -> None:
     scenario = scenarios["deadline"]
     result = scenario.result()
     assert (result.phase, result.message) == ("Failed", lr.DEADLINE_MESSAGE)
@@ -366,8 +434,16 @@ CONFIG = REPO_ROOT / "hera_config.yaml"
 
 def fake_node(name: str, phase: str, row: tuple[str, ...], **fields: object) -> lr.Node:
     kind = fields.pop("type", "Pod")
-    return lr.Node(id=name, name=name, display_name=name.split(".")[-1], type=str(kind),
-                   template_name=row[-1] if row else "main", row=row, phase=phase, **fields)  # type: ignore[arg-type]
+    return lr.Node(
+        id=name,
+        name=name,
+        display_name=name.split(".")[-1],
+        type=str(kind),
+        template_name=row[-1] if row else "main",
+        row=row,
+        phase=phase,
+        **fields,
+    )  # type: ignore[arg-type]
 
 
 def test_data_sha_is_a_stable_stand_in_commit(tmp_path: Path) -> None:
@@ -390,15 +466,27 @@ def test_unregistered_repos_get_local_parameters_and_a_synthetic_registration(tm
     sha = "a" * 40
     params = run_parameters(config, "local/example", sha, "pull_request", "7")
     assert (params["repo"], params["ref"], params["pr-number"], params["installation-id"]) == (
-        "local/example", "refs/pull/7/head", "7", "")
+        "local/example",
+        "refs/pull/7/head",
+        "7",
+        "",
+    )
     registered = config.repo_registrations[0]
     assert run_parameters(config, registered.full_name, sha, "push", "")["installation-id"] == str(
-        registered.installation_id)
+        registered.installation_id
+    )
     with pytest.raises(ValueError, match="40-character"):
         run_parameters(config, "local/example", "abc", "push", "")
-    maps = config_maps([{"kind": "ConfigMap", "metadata": {"name": "regs"},
-                         "data": {"registrations.yaml": "repoRegistrations: []\n"}}],
-                       local_registration("local/example", config))
+    maps = config_maps(
+        [
+            {
+                "kind": "ConfigMap",
+                "metadata": {"name": "regs"},
+                "data": {"registrations.yaml": "repoRegistrations: []\n"},
+            }
+        ],
+        local_registration("local/example", config),
+    )
     path = tmp_path / "registrations.yaml"
     path.write_text(maps["regs"]["registrations.yaml"])
     registration = load_registration("local/example", path)
@@ -410,17 +498,30 @@ def test_progress_rows_aggregate_fan_out_and_retries_and_plain_lines_follow_chan
 
     from pipelines.local_cli import Progress
 
-    rows = [lr.Row(("fetch",), "fetch", False, True), lr.Row(("tables",), "tables", False, False),
-            lr.Row(("tables", "check"), "check", True, True), lr.Row(("publish",), "publish", False, True)]
+    rows = [
+        lr.Row(("fetch",), "fetch", False, True),
+        lr.Row(("tables",), "tables", False, False),
+        lr.Row(("tables", "check"), "check", True, True),
+        lr.Row(("publish",), "publish", False, True),
+    ]
     out = io.StringIO()
     progress = Progress(rows, out, live=False)
     progress.on_change(fake_node("wf", "Running", (), type="DAG"))
     progress.on_change(fake_node("wf.fetch", "Running", ("fetch",), type="Retry", started_at=1.0))
-    progress.on_change(fake_node("wf.fetch(0)", "Failed", ("fetch",), attempt=0, started_at=1.0, finished_at=2.0,
-                                 message="boom"))
-    progress.on_change(fake_node("wf.fetch(1)", "Succeeded", ("fetch",), attempt=1, started_at=2.0, finished_at=3.0))
-    progress.on_change(fake_node("wf.fetch", "Succeeded", ("fetch",), type="Retry", started_at=1.0, finished_at=3.0))
-    progress.on_change(fake_node("wf.tables.check", "Running", ("tables", "check"), type="TaskGroup", expected=3))
+    progress.on_change(
+        fake_node(
+            "wf.fetch(0)", "Failed", ("fetch",), attempt=0, started_at=1.0, finished_at=2.0, message="boom"
+        )
+    )
+    progress.on_change(
+        fake_node("wf.fetch(1)", "Succeeded", ("fetch",), attempt=1, started_at=2.0, finished_at=3.0)
+    )
+    progress.on_change(
+        fake_node("wf.fetch", "Succeeded", ("fetch",), type="Retry", started_at=1.0, finished_at=3.0)
+    )
+    progress.on_change(
+        fake_node("wf.tables.check", "Running", ("tables", "check"), type="TaskGroup", expected=3)
+    )
     for i, phase in enumerate(["Succeeded", "Running", "Pending"]):
         progress.on_change(fake_node(f"wf.tables.check({i}:t{i})", phase, ("tables", "check"), item=i))
     states = {s.row.key: s for s in progress.states()}
@@ -429,7 +530,11 @@ def test_progress_rows_aggregate_fan_out_and_retries_and_plain_lines_follow_chan
     assert states[("publish",)].status == "pending"
     assert progress.states(finished=True)[-1].status == "not run"
     lines = [line.split("  ", 1)[1].strip() for line in out.getvalue().splitlines()]
-    assert lines[:3] == ["running    fetch", "failed     fetch attempt 1 (1.0s): boom", "succeeded  fetch (2.0s)"]
+    assert lines[:3] == [
+        "running    fetch",
+        "failed     fetch attempt 1 (1.0s): boom",
+        "succeeded  fetch (2.0s)",
+    ]
     assert "running    tables.check(1:t1)" in lines and not any("check(2:t2)" in line for line in lines)
 
     live = io.StringIO()
@@ -445,20 +550,33 @@ def test_summary_shows_the_status_timeline_artifacts_registry_and_a_failed_log(t
 
     sha = "b" * 40
     records = tmp_path / "github.jsonl"
-    record(str(records), "commit_status", state="pending", context="release-data-prep", description="Preparing")
-    record(str(records), "commit_status", state="failure", context="release-data-prep", description="prices: bad")
+    record(
+        str(records), "commit_status", state="pending", context="release-data-prep", description="Preparing"
+    )
+    record(
+        str(records), "commit_status", state="failure", context="release-data-prep", description="prices: bad"
+    )
     store = tmp_path / "store"
     (store / "local/example" / sha / "tables").mkdir(parents=True)
     (store / "local/example" / sha / "tables/prices.parquet").write_bytes(b"PAR1")
     (store / "local/example/index.json").write_text(json.dumps({"branches": {"main": {"sha": "c" * 40}}}))
     log = tmp_path / "check.log"
     log.write_text("line 1\nTraceback: the end\n")
-    failed = fake_node("wf.check", "Failed", ("check",), message="prices: bad", log_path=log, started_at=1.0,
-                       finished_at=2.5)
+    failed = fake_node(
+        "wf.check", "Failed", ("check",), message="prices: bad", log_path=log, started_at=1.0, finished_at=2.5
+    )
     result = lr.RunResult("wf", "Failed", "", 0.0, 3.0, tmp_path / "runs/wf", [failed], [], ["KEY omitted"])
     states = [RowState(lr.Row(("check",), "check", False, True), [failed], True)]
-    text = summary(result, states, repo="local/example", sha=sha, ref="refs/heads/main", store=store,
-                   record_file=records, root=tmp_path)
+    text = summary(
+        result,
+        states,
+        repo="local/example",
+        sha=sha,
+        ref="refs/heads/main",
+        store=store,
+        record_file=records,
+        root=tmp_path,
+    )
     assert "wf: Failed in 3.0s" in text
     timeline = r"status +pending +release-data-prep: Preparing\n.*status +failure +release-data-prep: prices"
     assert re.search(timeline, text)
@@ -481,15 +599,27 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
     def run(name: str, data: str) -> None:
         buf = io.StringIO()
-        args = build_parser().parse_args(["run", "--config", str(CONFIG), "--data", str(REPO_ROOT / data),
-                                          "--workdir", str(work), "--plain"])
+        args = build_parser().parse_args(
+            [
+                "run",
+                "--config",
+                str(CONFIG),
+                "--data",
+                str(REPO_ROOT / data),
+                "--workdir",
+                str(work),
+                "--plain",
+            ]
+        )
         out[name] = {"code": cmd_run(args, stdout=buf, stderr=buf), "text": buf.getvalue()}
 
     with pytest.MonkeyPatch.context() as mp:
         for var in ("GITHUB_APP_PRIVATE_KEY_PATH", "GITHUB_APP_PRIVATE_KEY"):
             mp.delenv(var, raising=False)
-        threads = [threading.Thread(target=run, args=(n, d)) for n, d in
-                   (("good", "examples/release-data"), ("bad", "examples/release-data-bad"))]
+        threads = [
+            threading.Thread(target=run, args=(n, d))
+            for n, d in (("good", "examples/release-data"), ("bad", "examples/release-data-bad"))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -499,8 +629,9 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         assert started, item["text"]
         item["run_dir"] = work / "runs" / started.group(1)
         item["sha"] = started.group(2)
-        item["records"] = [json.loads(line) for line in
-                           (item["run_dir"] / "github.jsonl").read_text().splitlines()]
+        item["records"] = [
+            json.loads(line) for line in (item["run_dir"] / "github.jsonl").read_text().splitlines()
+        ]
         item["store"] = work / "store"
     return out
 
@@ -509,9 +640,12 @@ def statuses(run: dict) -> list[tuple[str, str]]:
     return [(r["state"], r["description"]) for r in run["records"] if r["kind"] == "commit_status"]
 
 
-@pytest.mark.xfail(strict=True, reason="steps.deployments.plan_deployments returns [] for local/example; Hera's "
-                   "runner prints nothing for a falsy result, so deploy-environments gets withParam '' and errors "
-                   "(as on Argo)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="steps.deployments.plan_deployments returns [] for local/example; Hera's "
+    "runner prints nothing for a falsy result, so deploy-environments gets withParam '' and errors "
+    "(as on Argo)",
+)
 def test_cli_runs_the_rendered_template_on_the_example_data(cli_runs: dict[str, dict]) -> None:
     run = cli_runs["good"]
     assert run["code"] == 0, run["text"]
