@@ -20,7 +20,7 @@ import os
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 S3_MAX_ATTEMPTS = 5
 MULTIPART_THRESHOLD = 16 * MIB
-PART_SIZE = 16 * MIB
+PART_SIZE = 8 * MIB
 MULTIPART_CONCURRENCY = 10
 SMALL_FILE_WORKERS = 16
+INLINE_BODY_BYTES = MIB
 MANIFEST_NAME = "manifest.json"
 _READ_BLOCK = MIB
 
@@ -69,12 +70,12 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class Upload:
-    """One local file to store under ``key``; ``checksum`` is what the store must report afterwards."""
+    """One local file to store under ``key``; ``sha256`` is the hex SHA-256 the file must have."""
 
     key: str
     path: Path
     size: int
-    checksum: str
+    sha256: str
 
 
 def _b64(digest: bytes) -> str:
@@ -96,11 +97,9 @@ def file_checksums(path: Path, part_size: int | None = None) -> tuple[str, str]:
     part = hashlib.sha256()
     part_filled = 0
     part_digests: list[bytes] = []
-    buffer = bytearray(_READ_BLOCK)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as fh:
-        while n := fh.readinto(buffer):
-            chunk = view[:n]
+    with path.open("rb") as fh:
+        while block := fh.read(_READ_BLOCK):
+            chunk = memoryview(block)
             whole.update(chunk)
             while part_size and len(chunk):
                 take = min(len(chunk), part_size - part_filled)
@@ -141,6 +140,21 @@ def verify_stored(expected: Mapping[str, str], stored: Mapping[str, StoredObject
         elif not checksums_match(checksum, obj.checksum):
             problems.append(f"{key}: store reports SHA-256 {obj.checksum or 'none'}, local file has {checksum}")
     return problems
+
+
+def _changed_after_build(upload: Upload, actual_hex: str) -> DataError:
+    return DataError(
+        f"{upload.path.name} changed after the release was built (SHA-256 differs from manifest.json)",
+        f"{upload.path}: manifest says {upload.sha256}, file has {actual_hex}. Rebuild the release.",
+    )
+
+
+def _raise_if_mismatched(expected: Mapping[str, str], stored: Mapping[str, StoredObject | None], where: str) -> None:
+    problems = verify_stored(expected, stored)
+    if problems:
+        raise InfraError(
+            f"{len(problems)} object(s) failed checksum verification in {where}; no manifest", "\n".join(problems)
+        )
 
 
 def _safe_relative(key: str) -> PurePosixPath:
@@ -200,7 +214,12 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def upload(self, uploads: Sequence[Upload]) -> dict[str, StoredObject]:
-        """Upload files concurrently; return each object as the store reports it after the upload."""
+        """Upload files concurrently, each verified by the SHA-256 checksum the store reports.
+
+        Raises:
+            DataError: A local file does not have the SHA-256 its ``Upload`` names.
+            InfraError: The store failed, or reports a checksum other than the local one.
+        """
 
     @abstractmethod
     def download(self, key: str, path: Path, *, max_bytes: int) -> int:
@@ -300,26 +319,36 @@ class LocalStore(ArtifactStore):
         return StoredObject(key, len(data), etag, _b64(bytes.fromhex(etag)))
 
     def _copy_in(self, upload: Upload) -> StoredObject:
+        path = self._path(upload.key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
         digest = hashlib.sha256()
-
-        def write(out) -> None:
-            with upload.path.open("rb") as src:
+        try:
+            with upload.path.open("rb") as src, open(tmp, "wb") as out:
                 while block := src.read(_READ_BLOCK):
                     digest.update(block)
                     out.write(block)
-
-        self._write_atomically(self._path(upload.key), write)
-        return StoredObject(upload.key, upload.path.stat().st_size, digest.hexdigest(), _b64(digest.digest()))
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != upload.sha256:
+                raise _changed_after_build(upload, digest.hexdigest())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return StoredObject(upload.key, upload.size, digest.hexdigest(), _b64(digest.digest()))
 
     def upload(self, uploads: Sequence[Upload]) -> dict[str, StoredObject]:
-        """Copy files into the store; the returned checksums are of the bytes written."""
+        """Copy files into the store (temporary file, then rename), checking each file's SHA-256."""
         try:
-            return {u.key: self._copy_in(u) for u in uploads}
+            stored = {u.key: self._copy_in(u) for u in uploads}
         except OSError as exc:
             raise InfraError(
                 f"Writing to local store {self.url} failed: {exc.strerror or exc}",
                 f"{type(exc).__name__}: {exc}. Check free space and permissions of {self.root}.",
             ) from exc
+        expected = {u.key: _b64(bytes.fromhex(u.sha256)) for u in uploads}
+        _raise_if_mismatched(expected, stored, self.url)
+        return stored
 
     def download(self, key: str, path: Path, *, max_bytes: int) -> int:
         """Copy ``key`` to ``path``."""
@@ -402,6 +431,16 @@ class S3Store(ArtifactStore):
             use_threads=True,
             preferred_transfer_client="classic",
         )
+        self._part_checksums: dict[tuple[str, int], Future[str]] = {}
+        client.meta.events.register(
+            "before-parameter-build.s3.UploadPart", self._add_part_checksum, unique_id=f"artifact-store-{id(self)}"
+        )
+
+    def _add_part_checksum(self, params: dict, **_: object) -> None:
+        """Give each UploadPart the SHA-256 this store computed from the local file (botocore then skips its own)."""
+        future = self._part_checksums.get((params.get("Key", ""), params.get("PartNumber", 0)))
+        if future is not None:
+            params["ChecksumSHA256"] = future.result()
 
     def _full(self, key: str) -> str:
         _safe_relative(key)
@@ -478,60 +517,108 @@ class S3Store(ArtifactStore):
             raise _s3_error("PutObject", self.url_for(key), exc) from exc
         return StoredObject(key, len(data), resp["ETag"], resp.get("ChecksumSHA256"))
 
-    def _put_file(self, upload: Upload) -> StoredObject:
+    def _put_file(self, upload: Upload) -> tuple[StoredObject, str]:
+        """PutObject one file with its SHA-256 (S3 rejects a body that does not match it)."""
+        if upload.size <= INLINE_BODY_BYTES:
+            body: bytes | None = upload.path.read_bytes()
+            actual = hashlib.sha256(body).digest()
+        else:
+            body, actual = None, bytes.fromhex(file_checksums(upload.path)[0])
+        if actual.hex() != upload.sha256:
+            raise _changed_after_build(upload, actual.hex())
+        checksum = _b64(actual)
         try:
-            with upload.path.open("rb") as body:
+            # Bytes, not a file object, where small enough: botocore sends "Expect: 100-continue"
+            # for file bodies, a round trip per request that costs small files about a tenth.
+            with contextlib.nullcontext(body) if body is not None else upload.path.open("rb") as payload:
                 resp = self.client.put_object(
                     Bucket=self.bucket,
                     Key=self._full(upload.key),
-                    Body=body,
+                    Body=payload,
                     ContentLength=upload.size,
                     ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=upload.checksum,
+                    ChecksumSHA256=checksum,
                 )
         except (ClientError, BotoCoreError) as exc:
             raise _s3_error("PutObject", self.url_for(upload.key), exc) from exc
         if "ChecksumSHA256" not in resp:
-            return self.head(upload.key) or StoredObject(upload.key, upload.size, resp["ETag"], None)
-        return StoredObject(upload.key, upload.size, resp["ETag"], resp["ChecksumSHA256"])
+            return self.head(upload.key) or StoredObject(upload.key, upload.size, resp["ETag"], None), checksum
+        return StoredObject(upload.key, upload.size, resp["ETag"], resp["ChecksumSHA256"]), checksum
+
+    def _hash_parts(self, upload: Upload, part_size: int, parts: list[Future[str]]) -> str:
+        """Hash the file once; return the multipart checksum S3 must report.
+
+        Each part's SHA-256 is handed to its UploadPart as soon as it is known; the whole file's is
+        checked against the manifest.
+        """
+        try:
+            whole, digests = hashlib.sha256(), []
+            with upload.path.open("rb") as fh:
+                for future in parts:
+                    part, remaining = hashlib.sha256(), part_size
+                    while remaining > 0 and (block := fh.read(min(_READ_BLOCK, remaining))):
+                        whole.update(block)
+                        part.update(block)
+                        remaining -= len(block)
+                    digests.append(part.digest())
+                    future.set_result(_b64(digests[-1]))
+            if whole.hexdigest() != upload.sha256:
+                raise _changed_after_build(upload, whole.hexdigest())
+        except BaseException as exc:
+            for future in parts:
+                if not future.done():
+                    future.set_exception(exc)
+            raise
+        return f"{_b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
 
     def upload(self, uploads: Sequence[Upload]) -> dict[str, StoredObject]:
-        """Upload concurrently; small files report the checksum S3 stored, large ones are HEAD-checked.
+        """Upload concurrently and verify every object by the SHA-256 checksum S3 reports.
 
-        On any failure the remaining transfers are cancelled (the transfer manager aborts its
-        multipart uploads) and :class:`InfraError` is raised.
+        Small files get it in the PutObject answer. Large files go through the transfer manager, each
+        part sent with the SHA-256 computed here from the local file (so S3 checks every part against
+        the local bytes), then are checked with HeadObject. On any failure the remaining transfers are
+        cancelled (the transfer manager aborts its multipart uploads).
         """
         small = [u for u in uploads if self.part_size_for(u.size) is None]
         large = [u for u in uploads if self.part_size_for(u.size) is not None]
-        results: dict[str, StoredObject] = {}
+        stored: dict[str, StoredObject | None] = {}
+        expected: dict[str, str] = {}
         # Leaving the manager's context with an exception cancels its transfers, which aborts their
         # multipart uploads (its shutdown(cancel=True) is broken in s3transfer 0.19).
         with create_transfer_manager(self.client, self.transfer_config) as manager:
             pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-put")
             try:
-                large_futures = {
-                    u.key: manager.upload(
+                composites, transfers = {}, {}
+                for u in large:
+                    part_size = self.part_size_for(u.size) or u.size
+                    parts: list[Future[str]] = [Future() for _ in range(-(-u.size // part_size))]
+                    for number, future in enumerate(parts, start=1):
+                        self._part_checksums[(self._full(u.key), number)] = future
+                    composites[u.key] = pool.submit(self._hash_parts, u, part_size, parts)
+                    transfers[u.key] = manager.upload(
                         str(u.path), self.bucket, self._full(u.key), extra_args={"ChecksumAlgorithm": "SHA256"}
                     )
-                    for u in large
-                }
-                small_futures = [pool.submit(self._put_file, u) for u in small]
-                done, _ = wait(small_futures, return_when=FIRST_EXCEPTION)
+                puts = [pool.submit(self._put_file, u) for u in small]
+                done, _ = wait([*puts, *composites.values()], return_when=FIRST_EXCEPTION)
                 failed = next((f.exception() for f in done if f.exception() is not None), None)
                 if failed is not None:
                     raise failed
-                for future in small_futures:
-                    obj = future.result()
-                    results[obj.key] = obj
-                for key, transfer in large_futures.items():
+                for future in puts:
+                    obj, checksum = future.result()
+                    stored[obj.key], expected[obj.key] = obj, checksum
+                for key, transfer in transfers.items():
                     try:
                         transfer.result()
                     except (ClientError, BotoCoreError) as exc:
                         raise _s3_error("MultipartUpload", self.url_for(key), exc) from exc
-                    results[key] = self.head(key) or StoredObject(key, 0, "", None)
+                    stored[key], expected[key] = self.head(key), composites[key].result()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
-        return results
+                for u in large:
+                    for number in range(1, -(-u.size // (self.part_size_for(u.size) or u.size)) + 1):
+                        self._part_checksums.pop((self._full(u.key), number), None)
+        _raise_if_mismatched(expected, stored, self.url)
+        return {key: obj for key, obj in stored.items() if obj is not None}
 
     def download(self, key: str, path: Path, *, max_bytes: int) -> int:
         """Stream ``key`` to ``path``, refusing objects over ``max_bytes``."""
@@ -582,7 +669,9 @@ def s3_client(*, endpoint_url: str | None = None, region: str | None = None, max
         max_pool_connections=SMALL_FILE_WORKERS + MULTIPART_CONCURRENCY + 4,
         connect_timeout=10,
         read_timeout=120,
-        s3={"addressing_style": "path"} if endpoint_url else None,
+        # Every upload carries an x-amz-checksum-sha256 header (signed, and checked by S3), so the
+        # SigV4 payload hash, another pass over every byte on plain-HTTP endpoints, adds nothing.
+        s3={"payload_signing_enabled": False, **({"addressing_style": "path"} if endpoint_url else {})},
     )
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
@@ -638,8 +727,8 @@ def _without_created_at(manifest: Mapping) -> dict:
     return {k: v for k, v in manifest.items() if k != "created_at"}
 
 
-def _local_uploads(out_dir: Path, manifest: dict, prefix: str, store: ArtifactStore) -> list[Upload]:
-    entries = []
+def _local_uploads(out_dir: Path, manifest: dict, prefix: str) -> list[Upload]:
+    uploads = []
     for artifact in manifest["artifacts"]:
         rel = _safe_relative(str(artifact.get("path", "")))
         path = out_dir.joinpath(*rel.parts)
@@ -648,30 +737,26 @@ def _local_uploads(out_dir: Path, manifest: dict, prefix: str, store: ArtifactSt
                 f"{out_dir} does not match its manifest: {rel} is missing or not {artifact.get('size')} bytes",
                 "Rebuild the release (build_release) and publish the directory it wrote, unchanged.",
             )
-        entries.append((artifact, rel, path))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        digests = list(pool.map(lambda e: store.checksum_file(e[2]), entries))
-    uploads = []
-    for (artifact, rel, path), (hex_digest, checksum) in zip(entries, digests, strict=True):
-        if hex_digest != artifact.get("sha256"):
-            raise DataError(
-                f"{rel} changed after the release was built (SHA-256 differs from manifest.json)",
-                f"{path}: manifest says {artifact.get('sha256')}, file has {hex_digest}. Rebuild the release.",
-            )
-        uploads.append(Upload(f"{prefix}/{rel.as_posix()}", path, artifact["size"], checksum))
+        uploads.append(Upload(f"{prefix}/{rel.as_posix()}", path, artifact["size"], str(artifact.get("sha256"))))
     return uploads
 
 
 def _unchanged(store: ArtifactStore, uploads: list[Upload], prefix: str) -> set[str]:
+    """Keys the store already holds with the local content (one LIST, then HEAD only the candidates)."""
     present = store.list_sizes(prefix + "/")
     candidates = [u for u in uploads if present.get(u.key) == u.size]
     if not candidates:
         return set()
+
+    def same(upload: Upload) -> bool:
+        actual_hex, checksum = store.checksum_file(upload.path)
+        if actual_hex != upload.sha256:
+            raise _changed_after_build(upload, actual_hex)
+        obj = store.head(upload.key)
+        return obj is not None and checksums_match(checksum, obj.checksum)
+
     with ThreadPoolExecutor(max_workers=store.concurrency) as pool:
-        heads = list(pool.map(lambda u: store.head(u.key), candidates))
-    return {
-        u.key for u, obj in zip(candidates, heads, strict=True) if obj and checksums_match(u.checksum, obj.checksum)
-    }
+        return {u.key for u, unchanged in zip(candidates, pool.map(same, candidates), strict=True) if unchanged}
 
 
 def _write_manifest(store: ArtifactStore, key: str, data: bytes, manifest: dict) -> tuple[bool, str]:
@@ -685,9 +770,7 @@ def _write_manifest(store: ArtifactStore, key: str, data: bytes, manifest: dict)
             return False, str(remote.get("created_at", ""))
     stored = store.put(key, data)
     expected = _b64(hashlib.sha256(data).digest())
-    problems = verify_stored({key: expected}, {key: stored if stored.checksum else store.head(key)})
-    if problems:
-        raise InfraError(f"Manifest checksum mismatch after upload to {store.url_for(key)}", "\n".join(problems))
+    _raise_if_mismatched({key: expected}, {key: stored if stored.checksum else store.head(key)}, store.url_for(key))
     return True, str(manifest.get("created_at", ""))
 
 
@@ -718,18 +801,12 @@ def publish_release(out_dir: str | os.PathLike[str], store: ArtifactStore, key_p
     manifest_bytes_on_disk = (out / MANIFEST_NAME).read_bytes()
     prefix = release_prefix(key_prefix, manifest["repo"], manifest["sha"])
     manifest_key = f"{prefix}/{MANIFEST_NAME}"
-    uploads = _local_uploads(out, manifest, prefix, store)
+    uploads = _local_uploads(out, manifest, prefix)
     try:
         skipped = _unchanged(store, uploads, prefix)
         todo = [u for u in uploads if u.key not in skipped]
         log.info("publishing %s: %d objects to upload, %d unchanged", store.url_for(prefix), len(todo), len(skipped))
-        stored = store.upload(todo)
-        problems = verify_stored({u.key: u.checksum for u in todo}, stored)
-        if problems:
-            raise InfraError(
-                f"{len(problems)} object(s) failed checksum verification in {store.url_for(prefix)}; no manifest",
-                "\n".join(problems),
-            )
+        store.upload(todo)
         written, created_at = _write_manifest(store, manifest_key, manifest_bytes_on_disk, manifest)
     except Exception as exc:
         try:

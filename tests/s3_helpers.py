@@ -20,6 +20,7 @@ import json
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class RecordedRequest:
     query: frozenset[str]
     body_bytes: int
     status: int
+    seconds: float
 
 
 @dataclass
@@ -137,12 +139,16 @@ class RecordingApp:
         with self.lock:
             requests = list(self.requests)
         by_method: dict[str, int] = {}
+        seconds: dict[str, float] = {}
         for r in requests:
             by_method[r.method] = by_method.get(r.method, 0) + 1
+            kind = f"{r.method} {'&'.join(sorted(r.query)) or '-'}"
+            seconds[kind] = round(seconds.get(kind, 0.0) + r.seconds, 3)
         return {
             "requests": len(requests),
             "body_bytes": sum(r.body_bytes for r in requests),
             "by_method": by_method,
+            "seconds_by_kind": seconds,
         }
 
     def _control(self, environ, start_response):
@@ -160,6 +166,7 @@ class RecordingApp:
         bucket, _, key = unquote(path).lstrip("/").partition("/")
         method = environ["REQUEST_METHOD"]
         query = frozenset(parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        started = time.perf_counter()
         counting = _CountingInput(environ["wsgi.input"])
         environ["wsgi.input"] = counting
         with self.lock:
@@ -199,7 +206,15 @@ class RecordingApp:
         finally:
             with self.lock:
                 self.requests.append(
-                    RecordedRequest(method, bucket, key, query, counting.count, status_seen[0] if status_seen else 0)
+                    RecordedRequest(
+                        method,
+                        bucket,
+                        key,
+                        query,
+                        counting.count,
+                        status_seen[0] if status_seen else 0,
+                        time.perf_counter() - started,
+                    )
                 )
 
 

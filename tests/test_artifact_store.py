@@ -214,13 +214,28 @@ def test_multipart_object_with_a_different_checksum_on_head_fails_the_run(s3_ser
     assert s3_server.keys(f"{PREFIX}/manifest.json") == []
 
 
-def test_file_changed_after_build_is_refused_before_any_upload(s3_server, tmp_path):
-    write_release(tmp_path, small_files())
-    (tmp_path / "stats/t0.json").write_bytes(b'{"table": 9, "pad": ""}')
+@pytest.mark.parametrize("changed", ["stats/t0.json", "tables/big.parquet"])
+def test_file_changed_after_build_is_refused_and_never_published(s3_server, tmp_path, changed):
+    files = {**small_files(), "tables/big.parquet": big_file()}
+    write_release(tmp_path, files)
+    data = bytearray(files[changed])
+    data[1] ^= 1
+    (tmp_path / changed).write_bytes(bytes(data))
 
     with pytest.raises(DataError, match="changed after the release was built"):
         publish_release(tmp_path, make_store(s3_server), "releases")
-    assert s3_server.requests == []
+    assert s3_server.keys(f"{PREFIX}/manifest.json") == []
+    if changed == "stats/t0.json":
+        assert f"{PREFIX}/{changed}" not in s3_server.keys()
+
+
+def test_file_changed_between_runs_is_refused_on_the_rerun(tmp_path):
+    out, store = tmp_path / "out", LocalStore(tmp_path / "store")
+    write_release(out, small_files())
+    publish_release(out, store, "releases")
+    (out / "stats/t1.json").write_bytes((out / "stats/t1.json").read_bytes().replace(b"x", b"y"))
+    with pytest.raises(DataError, match="t1.json changed after the release was built"):
+        publish_release(out, store, "releases")
 
 
 def test_missing_manifest_names_the_step_to_run(tmp_path):
