@@ -126,6 +126,19 @@ def test_item_values_render_like_go_percent_v(value: object, expected: str) -> N
     assert lr.go_format(value) == expected
 
 
+def test_fan_out_items_render_like_argo_v3_items() -> None:
+    items = lr._loop_items({"withParam": "{{x}}"}, {"x": '[1.50, 1e3, true, "a<b", null, ["p", 2]]'}, "t")
+    assert [lr._item_scope(i, item)[0]["item"] for i, item in enumerate(items or [])] == [
+        "1.50", "1e3", "true", "a\\u003cb", "", '["p",2]',
+    ]
+    scope, label = lr._item_scope(0, {"name": "prices", "keys": ["id", "date"], "opts": {"b": "2", "a": "1"}})
+    assert scope["item.keys"] == '["id","date"]' and scope["item.opts"] == '{"a":"1","b":"2"}'
+    assert scope["item"] == '{"keys":["id","date"],"name":"prices","opts":{"a":"1","b":"2"}}'
+    assert label == 'keys:["id","date"],name:prices,opts:{"a":"1","b":"2"}'
+    with pytest.raises(lr.ExpressionError, match="cannot unmarshal number into Go value of type string"):
+        lr._item_scope(0, {"opts": {"n": 1}})
+
+
 def test_when_follows_govaluate_as_argo_uses_it() -> None:
     assert lr.evaluate_when("'Succeeded' == 'Succeeded'")
     assert lr.evaluate_when("crash == crash")  # bare words are strings
