@@ -510,8 +510,9 @@ def cmd_run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: T
     name = local_run.generate_name(template["metadata"]["name"])
     runs_dir = Path(args.workdir) / "runs"
     run_dir = (runs_dir / name).absolute()
-    store = Path(args.store or Path(args.workdir) / "store").absolute()
-    env = {"RELEASE_STORE": str(store), "RELEASE_WORKSPACE": str(run_dir)}
+    remote = str(args.store or "").startswith("s3://")
+    store = None if remote else Path(args.store or Path(args.workdir) / "store").absolute()
+    env = {"RELEASE_STORE": str(args.store) if remote else str(store), "RELEASE_WORKSPACE": str(run_dir)}
     if data is not None:
         env["RELEASE_SOURCE"] = str(data.absolute())
     keep: list[Path] = []
@@ -536,7 +537,8 @@ def cmd_run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: T
         err.write("error: the local runner cannot run this template:\n")
         err.writelines(f"  {problem}\n" for problem in exc.problems)
         return 2
-    store.mkdir(parents=True, exist_ok=True)
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
     out.write(
         f"running {name} ({template['metadata']['name']}) for {repo}@{sha[:12]} "
         f"[{params.get('event')} {params.get('ref')}]\n"
@@ -600,7 +602,11 @@ def add_parser(add: Callable[[str, str], argparse.ArgumentParser]) -> argparse.A
     p.add_argument(
         "--workdir", default=str(LOCAL_ROOT), help="where runs/ and store/ go (default: .local-run)"
     )
-    p.add_argument("--store", help="local artifact store (default: WORKDIR/store)")
+    p.add_argument(
+        "--store",
+        help="artifact store: a directory (default: WORKDIR/store) or s3://BUCKET/PREFIX (credentials from "
+        "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, endpoint from the config's s3.endpointUrl)",
+    )
     p.add_argument("--event", choices=["push", "pull_request"], default="push")
     p.add_argument("--pr", help="pull request number (with --event pull_request)")
     p.add_argument(
