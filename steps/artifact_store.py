@@ -662,8 +662,10 @@ def s3_client(*, endpoint_url: str | None = None, region: str | None = None, max
     """A boto3 S3 client with standard retries; credentials come from boto3's default chain.
 
     In a pod the chain reads ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` mounted from a Secret;
-    an ``endpoint_url`` (MinIO, moto) switches to path-style addressing.
+    an endpoint (``endpoint_url``, else ``$AWS_ENDPOINT_URL_S3`` or ``$AWS_ENDPOINT_URL``: MinIO, moto)
+    switches to path-style addressing.
     """
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     config = Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
         max_pool_connections=SMALL_FILE_WORKERS + MULTIPART_CONCURRENCY + 4,

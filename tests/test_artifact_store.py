@@ -315,6 +315,19 @@ def test_open_store_urls(tmp_path):
         open_store("s3:///prefix")
 
 
+def test_endpoint_from_the_environment_is_used_with_path_style(s3_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint_url)
+    store = open_store(f"s3://{s3_server.bucket}/from-env")
+    assert store.client.meta.endpoint_url == s3_server.endpoint_url
+    write_release(tmp_path, small_files(1))
+    publish_release(tmp_path, store)
+    assert s3_server.keys("from-env/") == [
+        f"from-env/{REPO}/{SHA}/manifest.json",
+        f"from-env/{REPO}/{SHA}/stats/t0.json",
+    ]
+    assert {r.bucket for r in s3_server.requests} == {s3_server.bucket}
+
+
 def test_unknown_bucket_is_an_infra_error_with_a_fix(s3_server, tmp_path):
     write_release(tmp_path, small_files(1))
     store = S3Store("no-such-bucket-here", "", s3_server.new_client(max_attempts=1))
