@@ -11,6 +11,7 @@ when complete, so ``dest`` is either the whole data or absent.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -210,9 +211,18 @@ def _fetch_s3(store: ArtifactStore, dest: Path, data_path: str, budget: _Budget)
     return {"files": budget.files, "bytes": total}
 
 
+class _GitHubRetry(Retry):
+    """Also retries a 403 that carries ``Retry-After``: GitHub's secondary rate limit."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 403 and has_retry_after:
+            return True
+        return super().is_retry(method, status_code, has_retry_after)
+
+
 def _github_session() -> requests.Session:
     session = requests.Session()
-    retry = Retry(
+    retry = _GitHubRetry(
         total=3,
         backoff_factor=0.5,
         status_forcelist=(429, 500, 502, 503, 504),
@@ -232,6 +242,10 @@ def _http_failure(response: requests.Response, repo: str, sha: str) -> Exception
         return InfraError(
             f"GitHub rejected the token fetching {repo}@{sha[:12]} (401); mint a fresh installation token"
         )
+    if status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
+        reset = response.headers.get("x-ratelimit-reset", "")
+        when = dt.datetime.fromtimestamp(int(reset), dt.UTC).isoformat(timespec="seconds") if reset.isdigit() else "?"
+        return InfraError(f"GitHub API rate limit of the installation exhausted until {when}; re-run after that")
     if status in (403, 404):
         return InfraError(
             f"GitHub answered {status} for the tarball of {repo}@{sha[:12]}: "
@@ -283,9 +297,6 @@ def _fetch_github(
                 )
             except (requests.RequestException, Urllib3HTTPError) as exc:
                 raise _DownloadInterrupted(_redact(f"{type(exc).__name__}: {exc}", secret)) from None
-    expected_top = f"{owner}-{repo}-".lower()
-    if result["top"] and not result["top"].lower().startswith(expected_top):
-        log.warning("tarball top directory %s does not start with %s", result["top"], expected_top)
     return {**result, "commit": sha.lower()}
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from steps.errors import ConfigError, DataError, InfraError
 from steps.fetch import extract_tarball, fetch_release_data
+from tests.emulators.github import Fault
 
 pytest_plugins = ["tests.s3_helpers"]
 
@@ -240,6 +241,25 @@ def test_github_download_cut_mid_stream_is_retried(github_emulator, tcp_proxy, t
     assert proxy.cuts == 1 and result["files"] == 4
     assert (tmp_path / "data" / "prices.csv").read_bytes() == files["release-data/prices.csv"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_github_secondary_rate_limit_is_waited_out(github_emulator, tmp_path):
+    github_emulator.set_tarball(REPO, SHA, GOOD)
+    token = github_emulator.issue_token(permissions={"contents": "read"})
+    github_emulator.add_fault(Fault("secondary_rate_limit", method="GET", path_regex="/tarball/", retry_after=1))
+    result = fetch_release_data(
+        f"github://{REPO}@{SHA}", str(tmp_path / "data"), token=token, api_url=github_emulator.url
+    )
+    assert result["files"] == 3
+    assert [c.status for c in github_emulator.calls if "/tarball/" in c.path] == [403, 302]
+
+
+def test_github_primary_rate_limit_names_the_reset_time(github_emulator, tmp_path):
+    github_emulator.set_tarball(REPO, SHA, GOOD)
+    token = github_emulator.issue_token(permissions={"contents": "read"})
+    github_emulator.add_fault(Fault("primary_rate_limit", method="GET", path_regex="/tarball/", reset_in=600))
+    with pytest.raises(InfraError, match="rate limit of the installation exhausted until 20"):
+        fetch_release_data(f"github://{REPO}@{SHA}", str(tmp_path / "d"), token=token, api_url=github_emulator.url)
 
 
 def test_github_source_must_name_a_full_sha(tmp_path):
