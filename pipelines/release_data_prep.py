@@ -312,7 +312,9 @@ def release_template(config: Config) -> WorkflowTemplate:
                 template="deploy-environments",
                 arguments={"environments": "{{tasks.plan-deployments.outputs.result}}"},
             )
-            t_fetch >> t_meta >> t_tables >> t_publish >> t_register >> t_plan >> t_deploy
+            t_fetch >> t_meta >> t_tables >> t_publish >> t_register >> t_plan
+            # Not a bare dependency: that also accepts a Skipped plan (deploy=false), whose result is unset.
+            t_deploy.depends = "plan-deployments.Succeeded"
             assert t_pending is not None
         with Steps(name="exit-handler") as exit_handler:
             outcome = {"workflow_status": "{{workflow.status}}", "workflow_failures": "{{workflow.failures}}"}

@@ -52,6 +52,12 @@ class Failure:
     template_name: str
     message: str
     phase: str
+    finished_at: str = ""
+
+    @property
+    def step(self) -> str:
+        """The step's name without Argo's fan-out item label or retry attempt number."""
+        return self.display_name.split("(", 1)[0] or self.display_name
 
 
 def parse_failures(raw: str | None) -> list[Failure]:
@@ -79,28 +85,56 @@ def parse_failures(raw: str | None) -> list[Failure]:
             template_name=str(item.get("templateName") or ""),
             message=_EXIT_PREFIX.sub("", str(item.get("message") or "")).strip(),
             phase=str(item.get("phase") or "Failed"),
+            finished_at=str(item.get("finishedAt") or ""),
         )
         for item in value
         if isinstance(item, dict)
     ]
 
 
-def _root_cause(failures: list[Failure]) -> Failure | None:
-    # Parents (steps/DAG groups) fail because a child did; the most specific message wins.
-    leaves = [f for f in failures if f.message and not f.message.startswith("child ")]
-    return (leaves or failures or [None])[0]
+# Messages Argo writes on parent and retry nodes; the cause is on the pod that failed.
+_BOOKKEEPING = (
+    "child '",
+    "retryStrategy.expression evaluated to false",
+    "No more retries left",
+    "Stopped with strategy",
+    "step group",
+)
+_ATTEMPT = re.compile(r"\(\d+\)$")
+_GENERIC = re.compile(r"^(failed with exit code \d+|Error \(exit code \d+\))$")
+
+
+def root_cause(failures: list[Failure]) -> Failure | None:
+    """The failure that explains the run, from Argo's unordered list.
+
+    Skips Argo's bookkeeping messages on parent and retry nodes and attempts whose retry later succeeded
+    (their retry node is not among the failures); prefers a step's own message over a bare exit code, then
+    the earliest to finish.
+    """
+    names = {f.display_name for f in failures}
+
+    def relevant(f: Failure) -> bool:
+        if not f.message or f.message.startswith(_BOOKKEEPING):
+            return False
+        parent = _ATTEMPT.sub("", f.display_name)
+        return parent == f.display_name or parent in names
+
+    candidates = sorted(
+        (f for f in failures if relevant(f)), key=lambda f: (bool(_GENERIC.match(f.message)), f.finished_at)
+    )
+    return candidates[0] if candidates else (failures[0] if failures else None)
 
 
 def final_description(workflow_status: str, failures: list[Failure], success_text: str = "") -> str:
     """The description of the final status: what succeeded, or which step failed and why (<= 140)."""
     if workflow_status == "Succeeded":
         return clip(success_text or "Release data prepared")
-    cause = _root_cause(failures)
+    cause = root_cause(failures)
     if cause is None:
         verb = "errored" if workflow_status == "Error" else "failed"
         return clip(f"Workflow {verb} before any step reported a cause; see the run")
     message = cause.message or f"{cause.phase.lower()} without a message"
-    return clip(f"{cause.display_name}: {message}")
+    return clip(f"{cause.step}: {message}")
 
 
 def pending_description(workflow_name: str) -> str:
@@ -117,4 +151,5 @@ __all__ = [
     "github_state",
     "parse_failures",
     "pending_description",
+    "root_cause",
 ]

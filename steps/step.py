@@ -6,9 +6,13 @@ one-line summary to the container's termination message, which Argo turns into t
 (https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler), and exits with a code that the
 template's ``retryStrategy`` reads: data and configuration errors are final, infrastructure errors retry.
 Called directly (tests, the library), a decorated function just raises.
+
+In a pod an empty list or dict result is returned as its JSON text: Hera's runner prints nothing for a
+falsy result, and Argo cannot parse an empty ``outputs.result`` as the JSON list a ``withParam`` needs.
 """
 
 import functools
+import json
 import logging
 import os
 import re
@@ -84,7 +88,7 @@ def step(fn: F) -> F:
         configure_logging()
         log = logging.getLogger(fn.__module__)
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except StepError as exc:
             log.error("%s failed: %s", fn.__name__, exc.detail)
             _terminate(exc.summary, EXIT_RETRY if exc.kind == "error" else EXIT_FINAL)
@@ -94,6 +98,9 @@ def step(fn: F) -> F:
             log.exception("%s", summary)
             _terminate(summary[:140], EXIT_CRASH)
             raise
+        if os.environ.get(TERMINATION_LOG_ENV) and isinstance(result, (list, dict)) and not result:
+            return json.dumps(result)
+        return result
 
     return wrapper  # type: ignore[return-value]
 

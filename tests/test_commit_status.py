@@ -91,7 +91,7 @@ def test_final_failure_names_the_failed_step(github_env):
     report_final("acme/data", SHA, "Failed", failures, str(github_env.installation_id))
     ((state, description, _),) = states(github_env)
     assert state == "failure"
-    assert description == "check-table(0:prices): prices: 3 failures in 1,000 rows (price >= 0: 3)"
+    assert description == "check-table: prices: 3 failures in 1,000 rows (price >= 0: 3)"
 
 
 def test_error_phase_maps_to_error_and_unknown_phase_is_a_bug(github_env):
