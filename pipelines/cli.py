@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from pipelines import argo_server, lint, render
+from pipelines import argo_server, lint, local_cli, render
 from pipelines.config import Config, ConfigFileError, load_config
 from pipelines.parameters import RELEASE_PARAMETERS, RELEASE_TEMPLATE
 
@@ -176,12 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
     p.set_defaults(func=cmd_submit)
 
-    try:
-        from pipelines import local_cli
-    except ImportError:  # the local runner is optional until it lands
-        pass
-    else:
-        local_cli.add_parser(add)
+    local_cli.add_parser(add)
     return parser
 
 
