@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,6 +104,19 @@ def write_release_dir(out: Path, files: dict[str, Path]) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
+def alternate(first, second, repeats: int) -> tuple[list[float], list[float]]:
+    """Run two contenders ``repeats`` times each, swapping who goes first, so drift hits both alike."""
+    a, b = [], []
+    for run in range(repeats):
+        if run % 2 == 0:
+            a.append(first())
+            b.append(second())
+        else:
+            b.append(second())
+            a.append(first())
+    return a, b
+
+
 def timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -150,17 +164,25 @@ def bench_large(server: Server, work: Path, size_mb: int, repeats: int) -> dict:
     bucket = "bench-large"
     s3.create_bucket(Bucket=bucket)
     store = open_store(f"s3://{bucket}/ours", endpoint_url=server.url)
-    baseline, ours, peak_rss = [], [], 0.0
-    for run in range(repeats):
-        baseline.append(timed(lambda: s3.upload_file(str(big), bucket, "boto3-default/big.parquet")))
-        peak_rss = max(peak_rss, server.rss_mb())
+    peak_rss = 0.0
+    sent: dict = {}
+
+    def run_baseline() -> float:
+        seconds = timed(lambda: s3.upload_file(str(big), bucket, "boto3-default/big.parquet"))
         empty_bucket(s3, bucket)
+        return seconds
+
+    def run_ours() -> float:
+        nonlocal peak_rss, sent
         server.stats(reset=True)
-        ours.append(timed(lambda: publish_release(work / "large", store)))
+        seconds = timed(lambda: publish_release(work / "large", store))
         sent = server.stats()
         peak_rss = max(peak_rss, server.rss_mb())
-        if run != repeats - 1:
-            empty_bucket(s3, bucket)
+        empty_bucket(s3, bucket)
+        return seconds
+
+    baseline, ours = alternate(run_baseline, run_ours, repeats)
+    publish_release(work / "large", store)
     server.stats(reset=True)
     rerun = timed(lambda: publish_release(work / "large", store))
     rerun_stats = server.stats()
@@ -173,6 +195,7 @@ def bench_large(server: Server, work: Path, size_mb: int, repeats: int) -> dict:
         "boto3_default_mb_s": round(mb / min(baseline), 1),
         "ours_mb_s": round(mb / min(ours), 1),
         "ratio_vs_boto3_default": round(min(baseline) / min(ours), 3),
+        "ratio_vs_boto3_default_median": round(statistics.median(baseline) / statistics.median(ours), 3),
         "ours_requests": sent["requests"],
         "server_peak_rss_mb": round(peak_rss),
         "rerun_s": round(rerun, 2),
@@ -208,16 +231,24 @@ def bench_small(server: Server, work: Path, files: int, size_kb: int, repeats: i
 
     seq_s = timed(sequential)
     empty_bucket(s3, bucket)
-    ceiling_runs, ours_runs = [], []
-    for run in range(repeats):
-        ceiling_runs.append(timed(ceiling))
+    store = open_store(f"s3://{bucket}/ours", endpoint_url=server.url)
+    sent: dict = {}
+
+    def run_ceiling() -> float:
+        seconds = timed(ceiling)
         empty_bucket(s3, bucket)
-        store = open_store(f"s3://{bucket}/ours{run}", endpoint_url=server.url)
+        return seconds
+
+    def run_ours() -> float:
+        nonlocal sent
         server.stats(reset=True)
-        ours_runs.append(timed(lambda: publish_release(out, store)))  # noqa: B023 - called right away
+        seconds = timed(lambda: publish_release(out, store))
         sent = server.stats()
-        if run != repeats - 1:
-            empty_bucket(s3, bucket)
+        empty_bucket(s3, bucket)
+        return seconds
+
+    ceiling_runs, ours_runs = alternate(run_ceiling, run_ours, repeats)
+    publish_release(out, store)
     server.stats(reset=True)
     rerun_s = timed(lambda: publish_release(out, store))
     rerun_stats = server.stats()
@@ -231,6 +262,7 @@ def bench_small(server: Server, work: Path, files: int, size_kb: int, repeats: i
         "ours_files_s": round(files / ours_s, 1),
         "ratio_vs_sequential": round(seq_s / ours_s, 3),
         "ratio_vs_ceiling": round(ceil_s / ours_s, 3),
+        "ratio_vs_ceiling_median": round(statistics.median(ceiling_runs) / statistics.median(ours_runs), 3),
         "ours_requests": sent["by_method"],
         "rerun_s": round(rerun_s, 2),
         "rerun_payload_bytes": rerun_stats["body_bytes"],
