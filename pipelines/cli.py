@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from pipelines import argo_server, lint, local_cli, render
+from pipelines import argo_server, events, lint, local_cli, render
 from pipelines.config import Config, ConfigFileError, load_config
 from pipelines.parameters import RELEASE_PARAMETERS, RELEASE_TEMPLATE
 
@@ -51,6 +51,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         return 0
     for path in render.write(rendered, out):
         print(path)
+    if args.postsync_hooks:
+        hooks = [
+            render.Rendered(f"workflow-{h['metadata']['name']}.yaml", h, render.to_yaml(h))
+            for h in events.postsync_hook_resources(config)
+        ]
+        for path in render.write(hooks, Path(args.postsync_hooks)):
+            print(path)
     return 0
 
 
@@ -89,8 +96,11 @@ def _progress(workflow: dict) -> None:
     nodes = [n for n in (status.get("nodes") or {}).values() if n.get("type") in {"Pod", "Retry"}]
     done = sum(1 for n in nodes if n.get("phase") in argo_server.FINAL_PHASES)
     running = [n.get("displayName", "?") for n in nodes if n.get("phase") == "Running"]
-    print(f"  {status.get('phase') or 'Pending'}: {done}/{len(nodes)} steps done" +
-          (f"; running {', '.join(sorted(running))}" if running else ""), flush=True)
+    print(
+        f"  {status.get('phase') or 'Pending'}: {done}/{len(nodes)} steps done"
+        + (f"; running {', '.join(sorted(running))}" if running else ""),
+        flush=True,
+    )
 
 
 def submit_parameters(config: Config, repo: str, sha: str, event: str, pr: str) -> dict[str, str]:
@@ -159,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("render", "write the manifests Argo CD syncs (one file per resource)")
     p.add_argument("--output-dir", default="manifests", help="where to write (default: manifests)")
     p.add_argument("--check", action="store_true", help="do not write; exit 1 with a diff when files differ")
+    p.add_argument(
+        "--postsync-hooks",
+        metavar="DIR",
+        help="also write the optional PostSync-hook Workflows (one per Application) into DIR, for each "
+        "Application's own source path; never into the directory Argo CD syncs for this project",
+    )
     p.set_defaults(func=cmd_render)
 
     p = add("lint", "validate rendered resources against the official schemas and Hera's models")

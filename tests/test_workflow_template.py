@@ -380,3 +380,40 @@ def test_a_bad_argument_is_a_clear_final_failure(wt, pod_env, tmp_path):
     result, message = run_template(wt, "report-pending", {"repo": "acme/data", "sha": "HEAD"}, pod_env, tmp_path)
     assert result.returncode == 2
     assert message == "sha 'head' is not a full 40-character hex commit id"
+
+
+def test_postsync_hooks_are_rendered_only_on_request_and_never_gate(tmp_path):
+    hooks = tmp_path / "hooks"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "render",
+            "--output-dir",
+            str(tmp_path / "m"),
+            "--postsync-hooks",
+            str(hooks),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    files = sorted(hooks.glob("*.yaml"))
+    assert files and not list((tmp_path / "m").rglob("workflow-*-postsync.yaml"))
+    for path in files:
+        hook = yaml.safe_load(path.read_text())
+        assert hook["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PostSync"
+        params = {p["name"]: p["value"] for p in hook["spec"]["arguments"]["parameters"]}
+        assert params["deploy"] == "false"  # a hook cannot wait for its own app to turn Healthy
+        assert lint_resource(hook, str(path)) == []
+
+
+def test_preview_cleanup_entrypoint_runs_through_heras_runner(config, pod_env, tmp_path):
+    from pipelines.release_data_prep import cleanup_template
+
+    wt = cleanup_template(config).to_dict()
+    values = {"repo": "acme/data", "pr_number": "7", "installation_id": "11111111", "app_id": "123456"}
+    result, message = run_template(wt, "deactivate-preview", values, pod_env, tmp_path)
+    assert result.returncode == 0, (message, result.stderr[-2000:])
+    assert json.loads(result.stdout)["environment"] == "preview/pr-7"
