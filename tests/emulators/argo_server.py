@@ -32,7 +32,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from tests.emulators.argocd import SPECS_DIR, GrpcError, GrpcGatewayEmulator, RequestContext, SwaggerSubset, utc_now
+from tests.emulators.grpc_gateway import (
+    SPECS_DIR,
+    GrpcError,
+    GrpcGatewayEmulator,
+    RequestContext,
+    SwaggerSubset,
+    utc_now,
+)
 
 WORKFLOWS_SCHEMA = Path(__file__).resolve().parents[2] / "pipelines" / "schemas" / "argo-workflows-schema.json"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
