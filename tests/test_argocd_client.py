@@ -31,7 +31,7 @@ def client(emu, **kw) -> ArgoCDClient:
     return ArgoCDClient(ArgoCDSettings(emu.url, ARGOCD_TEST_TOKEN, **settings))
 
 
-def wait(emu, sha=SHA, app=APP, stability=0.05, timeout=5.0, **kw):
+def wait(emu, sha=SHA, app=APP, stability=0.05, timeout=20.0, **kw):
     return client(emu).wait_for_revision(app, sha, stability_seconds=stability, timeout_seconds=timeout, **kw)
 
 
@@ -107,9 +107,9 @@ def test_a_health_change_at_the_old_revision_is_not_a_verdict(argocd_emulator):
 def test_timed_out_names_the_last_state(argocd_emulator):
     argocd_emulator.add_app(APP)
     play_when_watched(argocd_emulator, APP, rollout_timeline(SHA, 0.02)[:2])
-    outcome = wait(argocd_emulator, timeout=0.4)
+    outcome = wait(argocd_emulator, timeout=1.5)
     assert outcome.kind == "timed_out"
-    assert outcome.reason == "data-staging not Healthy at 1111111 after 0.4 s (OutOfSync at 1111111, last sync " \
+    assert outcome.reason == "data-staging not Healthy at 1111111 after 1.5 s (OutOfSync at 1111111, last sync " \
         "Running at 1111111, health Healthy)"
     assert streams_closed(argocd_emulator)
 
@@ -117,7 +117,7 @@ def test_timed_out_names_the_last_state(argocd_emulator):
 def test_a_commit_with_nothing_to_apply_is_deployed_once_synced_and_healthy(argocd_emulator):
     argocd_emulator.add_app(APP)
     argocd_emulator.set_state(APP, revision=SHA, operation_revision="3" * 40)
-    outcome = wait(argocd_emulator, timeout=2)
+    outcome = wait(argocd_emulator, timeout=20)
     assert outcome.kind == "deployed"
     assert "nothing to apply" in outcome.reason
 
@@ -150,7 +150,7 @@ def test_dropped_stream_is_reopened_and_the_wait_still_succeeds(argocd_emulator)
     argocd_emulator.add_app(APP)
     argocd_emulator.drop_streams_after(2, times=2)
     play_when_watched(argocd_emulator, APP, rollout_timeline(SHA, 0.03))
-    outcome = wait(argocd_emulator)
+    outcome = wait(argocd_emulator, timeout=30)
     assert (outcome.kind, outcome.via) == ("deployed", "stream")
     assert outcome.reconnects >= 1
     assert argocd_emulator.stream_connections == outcome.reconnects + 1

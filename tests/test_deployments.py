@@ -72,7 +72,7 @@ def env(github_env, argocd_emulator, tmp_path, monkeypatch) -> Env:
         "ARGOCD_TOKEN": ARGOCD_TEST_TOKEN,
         "ARGOCD_NAMESPACE": "argocd",
         "ARGOCD_STABILITY_SECONDS": "0.05",
-        "ARGOCD_TIMEOUT_SECONDS": "5",
+        "ARGOCD_TIMEOUT_SECONDS": "20",
         "ARGOCD_POLL_SECONDS": "0.05",
         "STEP_RETRIES": "0",
     }
