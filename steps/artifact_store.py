@@ -20,8 +20,8 @@ import os
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
@@ -39,7 +39,7 @@ MIB = 1024 * 1024
 S3_MAX_ATTEMPTS = 5
 MULTIPART_THRESHOLD = 16 * MIB
 PART_SIZE = 8 * MIB
-MULTIPART_CONCURRENCY = 16
+MULTIPART_CONCURRENCY = 10
 SMALL_FILE_WORKERS = 16
 INLINE_BODY_BYTES = MIB
 MANIFEST_NAME = "manifest.json"
@@ -374,6 +374,25 @@ class LocalStore(ArtifactStore):
         return removed
 
 
+@dataclass
+class _MultipartFile:
+    """A file going up in parts, and the SHA-256 of each part as sent."""
+
+    path: Path
+    size: int
+    part_size: int
+    digests: dict[int, bytes] = field(default_factory=dict)
+
+    @property
+    def parts(self) -> int:
+        return -(-self.size // self.part_size)
+
+    def composite(self) -> str:
+        """The checksum S3 reports for the object: SHA-256 of the part checksums, ``-<parts>``."""
+        joined = b"".join(self.digests.get(n, b"") for n in range(1, self.parts + 1))
+        return f"{_b64(hashlib.sha256(joined).digest())}-{self.parts}"
+
+
 def _client_error_code(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code") or exc.response["ResponseMetadata"].get("HTTPStatusCode"))
@@ -431,16 +450,28 @@ class S3Store(ArtifactStore):
             use_threads=True,
             preferred_transfer_client="classic",
         )
-        self._part_checksums: dict[tuple[str, int], Future[str]] = {}
+        self._multipart: dict[str, _MultipartFile] = {}
         client.meta.events.register(
             "before-parameter-build.s3.UploadPart", self._add_part_checksum, unique_id=f"artifact-store-{id(self)}"
         )
 
     def _add_part_checksum(self, params: dict, **_: object) -> None:
-        """Give each UploadPart the SHA-256 this store computed from the local file (botocore then skips its own)."""
-        future = self._part_checksums.get((params.get("Key", ""), params.get("PartNumber", 0)))
-        if future is not None:
-            params["ChecksumSHA256"] = future.result()
+        """Hash an UploadPart's byte range of the local file, in the thread sending it, and send that SHA-256.
+
+        botocore then skips hashing the part itself, and S3 checks the part against the local file.
+        """
+        upload = self._multipart.get(params.get("Key", ""))
+        number = params.get("PartNumber", 0)
+        if upload is None or not 1 <= number <= upload.parts:
+            return
+        digest, remaining = hashlib.sha256(), min(upload.part_size, upload.size - (number - 1) * upload.part_size)
+        with upload.path.open("rb") as fh:
+            fh.seek((number - 1) * upload.part_size)
+            while remaining > 0 and (block := fh.read(min(_READ_BLOCK, remaining))):
+                digest.update(block)
+                remaining -= len(block)
+        upload.digests[number] = digest.digest()
+        params["ChecksumSHA256"] = _b64(upload.digests[number])
 
     def _full(self, key: str) -> str:
         _safe_relative(key)
@@ -545,39 +576,20 @@ class S3Store(ArtifactStore):
             return self.head(upload.key) or StoredObject(upload.key, upload.size, resp["ETag"], None), checksum
         return StoredObject(upload.key, upload.size, resp["ETag"], resp["ChecksumSHA256"]), checksum
 
-    def _hash_parts(self, upload: Upload, part_size: int, parts: list[Future[str]]) -> str:
-        """Hash the file once; return the multipart checksum S3 must report.
-
-        Each part's SHA-256 is handed to its UploadPart as soon as it is known; the whole file's is
-        checked against the manifest.
-        """
-        try:
-            whole, digests = hashlib.sha256(), []
-            with upload.path.open("rb") as fh:
-                for future in parts:
-                    part, remaining = hashlib.sha256(), part_size
-                    while remaining > 0 and (block := fh.read(min(_READ_BLOCK, remaining))):
-                        whole.update(block)
-                        part.update(block)
-                        remaining -= len(block)
-                    digests.append(part.digest())
-                    future.set_result(_b64(digests[-1]))
-            if whole.hexdigest() != upload.sha256:
-                raise _changed_after_build(upload, whole.hexdigest())
-        except BaseException as exc:
-            for future in parts:
-                if not future.done():
-                    future.set_exception(exc)
-            raise
-        return f"{_b64(hashlib.sha256(b''.join(digests)).digest())}-{len(digests)}"
+    @staticmethod
+    def _check_whole_file(upload: Upload) -> None:
+        actual_hex = file_checksums(upload.path)[0]
+        if actual_hex != upload.sha256:
+            raise _changed_after_build(upload, actual_hex)
 
     def upload(self, uploads: Sequence[Upload]) -> dict[str, StoredObject]:
         """Upload concurrently and verify every object by the SHA-256 checksum S3 reports.
 
         Small files get it in the PutObject answer. Large files go through the transfer manager, each
-        part sent with the SHA-256 computed here from the local file (so S3 checks every part against
-        the local bytes), then are checked with HeadObject. On any failure the remaining transfers are
-        cancelled (the transfer manager aborts its multipart uploads).
+        part sent with the SHA-256 of its range of the local file (so S3 checks every part against the
+        local bytes), then are checked with HeadObject against the checksum of those part checksums;
+        their whole-file SHA-256 is checked against the ``Upload`` alongside. On any failure the
+        remaining transfers are cancelled (the transfer manager aborts its multipart uploads).
         """
         small = [u for u in uploads if self.part_size_for(u.size) is None]
         large = [u for u in uploads if self.part_size_for(u.size) is not None]
@@ -588,18 +600,16 @@ class S3Store(ArtifactStore):
         with create_transfer_manager(self.client, self.transfer_config) as manager:
             pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-put")
             try:
-                composites, transfers = {}, {}
+                transfers = {}
                 for u in large:
                     part_size = self.part_size_for(u.size) or u.size
-                    parts: list[Future[str]] = [Future() for _ in range(-(-u.size // part_size))]
-                    for number, future in enumerate(parts, start=1):
-                        self._part_checksums[(self._full(u.key), number)] = future
-                    composites[u.key] = pool.submit(self._hash_parts, u, part_size, parts)
+                    self._multipart[self._full(u.key)] = _MultipartFile(u.path, u.size, part_size)
                     transfers[u.key] = manager.upload(
                         str(u.path), self.bucket, self._full(u.key), extra_args={"ChecksumAlgorithm": "SHA256"}
                     )
+                whole_file_checks = [pool.submit(self._check_whole_file, u) for u in large]
                 puts = [pool.submit(self._put_file, u) for u in small]
-                done, _ = wait([*puts, *composites.values()], return_when=FIRST_EXCEPTION)
+                done, _ = wait([*whole_file_checks, *puts], return_when=FIRST_EXCEPTION)
                 failed = next((f.exception() for f in done if f.exception() is not None), None)
                 if failed is not None:
                     raise failed
@@ -611,12 +621,11 @@ class S3Store(ArtifactStore):
                         transfer.result()
                     except (ClientError, BotoCoreError) as exc:
                         raise _s3_error("MultipartUpload", self.url_for(key), exc) from exc
-                    stored[key], expected[key] = self.head(key), composites[key].result()
+                    stored[key], expected[key] = self.head(key), self._multipart[self._full(key)].composite()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
                 for u in large:
-                    for number in range(1, -(-u.size // (self.part_size_for(u.size) or u.size)) + 1):
-                        self._part_checksums.pop((self._full(u.key), number), None)
+                    self._multipart.pop(self._full(u.key), None)
         _raise_if_mismatched(expected, stored, self.url)
         return {key: obj for key, obj in stored.items() if obj is not None}
 
