@@ -3,7 +3,8 @@
 Measures, against one moto server process (``python -m tests.s3_helpers``, which counts the body bytes
 it receives):
 
-* one large file (default 1 GiB): ``publish_release`` vs boto3 ``upload_file`` with its default config;
+* one large file (default 1 GiB): ``publish_release`` vs boto3 ``upload_file`` with its default config
+  (CRC32 checksums), and for reference the same with ``ChecksumAlgorithm="SHA256"``;
 * many small files (default 2,000 x 10 KB): ``publish_release`` vs a sequential ``upload_file`` loop and
   vs the server's ceiling, a raw 16-thread ``put_object`` pool with the bodies already in memory;
 * an unchanged re-run of both: payload bytes the server received (target 0).
@@ -104,17 +105,14 @@ def write_release_dir(out: Path, files: dict[str, Path]) -> None:
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
-def alternate(first, second, repeats: int) -> tuple[list[float], list[float]]:
-    """Run two contenders ``repeats`` times each, swapping who goes first, so drift hits both alike."""
-    a, b = [], []
+def alternate(contenders: list, repeats: int) -> list[list[float]]:
+    """Run each contender ``repeats`` times, rotating who goes first, so drift hits all alike."""
+    runs: list[list[float]] = [[] for _ in contenders]
     for run in range(repeats):
-        if run % 2 == 0:
-            a.append(first())
-            b.append(second())
-        else:
-            b.append(second())
-            a.append(first())
-    return a, b
+        for i in range(len(contenders)):
+            index = (i + run) % len(contenders)
+            runs[index].append(contenders[index]())
+    return runs
 
 
 def timed(fn) -> float:
@@ -172,6 +170,12 @@ def bench_large(server: Server, work: Path, size_mb: int, repeats: int) -> dict:
         empty_bucket(s3, bucket)
         return seconds
 
+    def run_baseline_sha256() -> float:
+        extra = {"ChecksumAlgorithm": "SHA256"}
+        seconds = timed(lambda: s3.upload_file(str(big), bucket, "boto3-sha256/big.parquet", ExtraArgs=extra))
+        empty_bucket(s3, bucket)
+        return seconds
+
     def run_ours() -> float:
         nonlocal peak_rss, sent
         server.stats(reset=True)
@@ -181,7 +185,7 @@ def bench_large(server: Server, work: Path, size_mb: int, repeats: int) -> dict:
         empty_bucket(s3, bucket)
         return seconds
 
-    baseline, ours = alternate(run_baseline, run_ours, repeats)
+    baseline, baseline_sha256, ours = alternate([run_baseline, run_baseline_sha256, run_ours], repeats)
     publish_release(work / "large", store)
     server.stats(reset=True)
     rerun = timed(lambda: publish_release(work / "large", store))
@@ -196,12 +200,18 @@ def bench_large(server: Server, work: Path, size_mb: int, repeats: int) -> dict:
         "ours_mb_s": round(mb / min(ours), 1),
         "ratio_vs_boto3_default": round(min(baseline) / min(ours), 3),
         "ratio_vs_boto3_default_median": round(statistics.median(baseline) / statistics.median(ours), 3),
+        "boto3_default_sha256_mb_s": round(mb / min(baseline_sha256), 1),
+        "ratio_vs_boto3_default_sha256": round(min(baseline_sha256) / min(ours), 3),
         "ours_requests": sent["requests"],
         "server_peak_rss_mb": round(peak_rss),
         "rerun_s": round(rerun, 2),
         "rerun_payload_bytes": rerun_stats["body_bytes"],
         "rerun_requests": rerun_stats["by_method"],
-        "runs_s": {"boto3_default": [round(x, 2) for x in baseline], "ours": [round(x, 2) for x in ours]},
+        "runs_s": {
+            "boto3_default": [round(x, 2) for x in baseline],
+            "boto3_default_sha256": [round(x, 2) for x in baseline_sha256],
+            "ours": [round(x, 2) for x in ours],
+        },
     }
 
 
@@ -247,7 +257,7 @@ def bench_small(server: Server, work: Path, files: int, size_kb: int, repeats: i
         empty_bucket(s3, bucket)
         return seconds
 
-    ceiling_runs, ours_runs = alternate(run_ceiling, run_ours, repeats)
+    ceiling_runs, ours_runs = alternate([run_ceiling, run_ours], repeats)
     publish_release(out, store)
     server.stats(reset=True)
     rerun_s = timed(lambda: publish_release(out, store))
