@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.emulators.argocd_fixtures",
     "tests.emulators.argo_server_fixtures",
     "tests.github_env",
+    "tests.s3_helpers",
 ]

@@ -23,8 +23,6 @@ from steps.artifact_store import (
 )
 from steps.errors import ConfigError, DataError, InfraError
 
-pytest_plugins = ["tests.s3_helpers"]
-
 MIB = 1024 * 1024
 REPO = "octo-org/prices"
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -15,8 +15,6 @@ from steps.errors import ConfigError, DataError, InfraError
 from steps.fetch import extract_tarball, fetch_release_data
 from tests.emulators.github import Fault
 
-pytest_plugins = ["tests.s3_helpers"]
-
 TOP = "acme-data-0123456"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 GOOD = {

@@ -15,8 +15,6 @@ from steps.artifact_store import LocalStore, S3Store, publish_release
 from steps.errors import DataError, InfraError
 from steps.registry import HISTORY_LIMIT, ReleasePointer, StoreRegistry, apply_pointer, register_outputs, target_for
 
-pytest_plugins = ["tests.s3_helpers"]
-
 REPO = "octo-org/prices"
 SHA = "89abcdef0123456789abcdef0123456789abcdef"
 
