@@ -13,11 +13,11 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from steps.errors import DataError
 from steps.table_schemas import BUILTIN_PREFIX, resolve_schema
+from steps.yaml_input import load_yaml_file
 
 RELEASE_FILE = "release.yaml"
 FORMATS: dict[str, Literal["csv", "parquet"]] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -176,15 +176,7 @@ def load_release(data_dir: Path) -> ReleaseMetadata:
     path = data_dir / RELEASE_FILE
     if not path.is_file():
         raise DataError(f"{RELEASE_FILE} not found in {data_dir}; add one (see examples/release-data/{RELEASE_FILE})")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{RELEASE_FILE} is not UTF-8 text; save it as UTF-8") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise DataError(f"{RELEASE_FILE}: YAML {problem}{where}; fix the syntax", f"{path}: {exc}") from exc
+    document = load_yaml_file(path, RELEASE_FILE)
     if not isinstance(document, dict):
         raise DataError(f"{RELEASE_FILE} must be a mapping with keys {_TOP_KEYS}; see examples/release-data")
     problems: list[str] = []

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
-import yaml
 from pandera.errors import SchemaDefinitionError
 
 from steps.errors import DataError
+from steps.yaml_input import load_yaml_file
 
 BUILTIN_PREFIX = "builtin:"
 CURRENCIES = ["CHF", "EUR", "GBP", "JPY", "USD"]
@@ -75,14 +75,7 @@ def load_schema_file(path: Path, shown_as: str | None = None) -> pa.DataFrameSch
     name = shown_as or str(path)
     if not path.is_file():
         raise DataError(f"schema file {name} not found; create it with pandera's DataFrameSchema.to_yaml")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"schema file {name} is not UTF-8 text ({exc.reason}); save it as UTF-8") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise DataError(f"schema file {name} is not valid YAML{where}; fix the syntax", str(exc)) from exc
+    document = load_yaml_file(path, f"schema file {name}")
     if not isinstance(document, dict) or not isinstance(document.get("columns"), dict):
         raise DataError(f"schema file {name} has no 'columns' mapping; write it with DataFrameSchema.to_yaml")
     kind = document.get("schema_type", "polars_dataframe")
