@@ -168,6 +168,9 @@ def test_exit_handler_receives_workflow_status_and_failures_as_arguments(wt):
         assert args["workflow_failures"] == "{{workflow.failures}}"
     text = yaml.safe_dump(wt)
     assert text.count("{{workflow.status}}") == 2  # only as exit-handler arguments
+    by_name = {s["name"]: s for s in steps}
+    assert by_name["report-pr-summary"]["continueOn"] == {"failed": True}  # a refused comment is not the verdict
+    assert "continueOn" not in by_name["report-final"]
 
 
 def test_deploy_branch_is_gated_serialised_and_mutexed(wt):
