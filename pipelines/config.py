@@ -86,6 +86,7 @@ class GitHubSettings(_Model):
 
     api_url: str = Field("https://api.github.com", pattern=r"^https?://[^\s/]+(/api/v3)?/?$")
     app_id: StrictInt | None = Field(None, gt=0)
+    app_slug: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]*$")
     status_context: str = Field("release-data-prep", min_length=1, max_length=255)
     target_url_template: str = "{argo_ui}/workflows/{namespace}/{workflow}"
     private_key_secret: str = "github-app-{app_id}"

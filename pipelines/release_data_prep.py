@@ -65,6 +65,7 @@ class _Parts:
         values = {
             "GITHUB_API_URL": c.github.api_url,
             "GITHUB_APP_ID": str(c.github.app_id or ""),
+            "GITHUB_APP_SLUG": c.github.app_slug or "",
             "GITHUB_STATUS_CONTEXT": c.github.status_context,
             "GITHUB_TARGET_URL": target,
             "GITHUB_TIMEOUT_SECONDS": str(c.github.request_timeout_seconds),

@@ -83,17 +83,21 @@ class CommentResult:
     url: str = ""
 
 
-def is_own_comment(comment: dict[str, Any], marker: str, app_id: int) -> bool:
-    """Whether ``comment`` (REST JSON) is this project's: first line ``marker``, made by App ``app_id``."""
+def is_own_comment(comment: dict[str, Any], marker: str, app_id: int, app_slug: str = "") -> bool:
+    """Whether ``comment`` (REST JSON) is this project's: first line ``marker``, made by App ``app_id``.
+
+    The App is recognised by ``performed_via_github_app.id``; where GitHub leaves that empty, by the bot
+    login ``<app_slug>[bot]`` when the slug is configured (``github.appSlug``). Anyone else's comment,
+    even one that copies the marker, is never ours.
+    """
     body = comment.get("body") or ""
     app = comment.get("performed_via_github_app") or {}
     user = comment.get("user") or {}
-    return (
-        body.split("\n", 1)[0].strip() == marker
-        and user.get("type") == "Bot"
-        and isinstance(app, dict)
-        and app.get("id") == app_id
-    )
+    if body.split("\n", 1)[0].strip() != marker or user.get("type") != "Bot" or not isinstance(app, dict):
+        return False
+    if app:
+        return app.get("id") == app_id
+    return bool(app_slug) and user.get("login") == f"{app_slug}[bot]"
 
 
 def _next_link(headers: dict[str, Any]) -> str | None:
@@ -105,7 +109,7 @@ def _next_link(headers: dict[str, Any]) -> str | None:
 
 
 def find_own_comment(
-    client: RepoClient, pr_number: int, marker: str, app_id: int
+    client: RepoClient, pr_number: int, marker: str, app_id: int, app_slug: str = ""
 ) -> tuple[dict[str, Any] | None, int]:
     """Page through the pull request's comments until this project's comment is found.
 
@@ -122,7 +126,7 @@ def find_own_comment(
             seen.add(url)
             headers, page = repository.requester.requestJsonAndCheck("GET", url, parameters=params)
             pages += 1
-            found = next((c for c in page or [] if is_own_comment(c, marker, app_id)), None)
+            found = next((c for c in page or [] if is_own_comment(c, marker, app_id, app_slug)), None)
             if found is not None:
                 return found, pages
             url, params = _next_link(headers), None
@@ -132,7 +136,7 @@ def find_own_comment(
 
 
 def upsert_pr_comment(
-    client: RepoClient, pr_number: int, body: str, *, marker: str, app_id: int
+    client: RepoClient, pr_number: int, body: str, *, marker: str, app_id: int, app_slug: str = ""
 ) -> CommentResult:
     """Edit this project's comment on the pull request, or create it; skip the edit if nothing changed.
 
@@ -145,6 +149,7 @@ def upsert_pr_comment(
         body: The full comment, starting with ``marker`` (at most 65536 characters).
         marker: The hidden first line that identifies the comment.
         app_id: This GitHub App's id; only comments it made are edited.
+        app_slug: The App's slug, to recognise its comments should GitHub omit ``performed_via_github_app``.
 
     Raises:
         ConfigError: bad body, or GitHub refused a request (e.g. the token lacks ``pull_requests: write``).
@@ -155,11 +160,9 @@ def upsert_pr_comment(
     if not body.startswith(marker + "\n"):
         raise ConfigError("the comment body must start with its marker line, or the next run cannot find it")
     if len(body) > COMMENT_LIMIT:
-        raise ConfigError(
-            f"comment has {len(body):,} characters, GitHub takes {COMMENT_LIMIT:,}; truncate it"
-        )
+        raise ConfigError(f"comment has {len(body):,} characters, GitHub takes {COMMENT_LIMIT:,}; truncate it")
     repo = client.repository
-    found, pages = find_own_comment(client, pr_number, marker, app_id)
+    found, pages = find_own_comment(client, pr_number, marker, app_id, app_slug)
     if found is not None and found.get("body") == body:
         log.info("comment %s on %s#%d unchanged", found["id"], repo, pr_number)
         return CommentResult(repo, pr_number, "unchanged", found["id"], pages, found.get("html_url", ""))
@@ -191,9 +194,7 @@ def _release_tables(store: ArtifactStore) -> list[tuple[str, str]] | None:
     if not isinstance(tables, list):
         return None
     return [
-        (t["name"], str(t.get("file") or ""))
-        for t in tables
-        if isinstance(t, dict) and isinstance(t.get("name"), str)
+        (t["name"], str(t.get("file") or "")) for t in tables if isinstance(t, dict) and isinstance(t.get("name"), str)
     ]
 
 
@@ -288,19 +289,15 @@ def _pr_number(event: str, pr_number: str) -> int:
     return int(text)
 
 
-def _comment(
-    run: RunSummary, number: int, ids: tuple[str, str], settings: GitHubStepSettings
-) -> CommentResult:
+def _comment(run: RunSummary, number: int, ids: tuple[str, str], settings: GitHubStepSettings) -> CommentResult:
     marker = comment_marker(settings.status_context)
     body = pr_comment_body(run, context=settings.status_context)
     if settings.record_file:
         record(settings.record_file, "pr_comment", repo=run.repo, pr_number=number, marker=marker, body=body)
         return CommentResult(run.repo, number, "recorded")
     installation_id, app_id = ids
-    client = repo_client(
-        run.repo, PERMISSIONS, installation_id=installation_id, app_id=app_id, settings=settings
-    )
-    return upsert_pr_comment(client, number, body, marker=marker, app_id=int(app_id))
+    client = repo_client(run.repo, PERMISSIONS, installation_id=installation_id, app_id=app_id, settings=settings)
+    return upsert_pr_comment(client, number, body, marker=marker, app_id=int(app_id), app_slug=settings.app_slug)
 
 
 def _check_run(run: RunSummary, ids: tuple[str, str], settings: GitHubStepSettings) -> CheckRunResult:
@@ -323,9 +320,7 @@ def _check_run(run: RunSummary, ids: tuple[str, str], settings: GitHubStepSettin
         )
         return CheckRunResult(run.repo, run.sha, name, run.conclusion, len(annotations), 0)
     installation_id, app_id = ids
-    client = repo_client(
-        run.repo, CHECK_PERMISSIONS, installation_id=installation_id, app_id=app_id, settings=settings
-    )
+    client = repo_client(run.repo, CHECK_PERMISSIONS, installation_id=installation_id, app_id=app_id, settings=settings)
     return create_check_run(
         client,
         run.sha,
@@ -400,9 +395,7 @@ def report_pr_summary(
         str(app_id or registration.app_id or settings.app_id or "").strip(),
     )
     if not settings.record_file and not ids[1].isdigit():
-        raise ConfigError(
-            "no GitHub App id: pass app-id or set GITHUB_APP_ID (github.appId in hera_config.yaml)"
-        )
+        raise ConfigError("no GitHub App id: pass app-id or set GITHUB_APP_ID (github.appId in hera_config.yaml)")
     errors: list[StepError] = []
     if want_comment:
         try:

@@ -29,6 +29,7 @@ class GitHubStepSettings:
     Attributes:
         api_url: ``GITHUB_API_URL``; ``https://HOST/api/v3`` for GitHub Enterprise Server.
         app_id: ``GITHUB_APP_ID``, used when the run's ``app-id`` argument is empty.
+        app_slug: ``GITHUB_APP_SLUG``: the App's slug, whose bot login ``<slug>[bot]`` writes its comments.
         status_context: ``GITHUB_STATUS_CONTEXT`` (default ``release-data-prep``).
         target_url: ``GITHUB_TARGET_URL``: the run's page in the Argo UI (Argo fills in the name).
         timeout: ``GITHUB_TIMEOUT_SECONDS`` per request.
@@ -40,6 +41,7 @@ class GitHubStepSettings:
 
     api_url: str = "https://api.github.com"
     app_id: str = ""
+    app_slug: str = ""
     status_context: str = "release-data-prep"
     target_url: str = ""
     timeout: float = 10.0
@@ -54,6 +56,7 @@ class GitHubStepSettings:
         return cls(
             api_url=env.get("GITHUB_API_URL") or cls.api_url,
             app_id=env.get("GITHUB_APP_ID", ""),
+            app_slug=env.get("GITHUB_APP_SLUG", ""),
             status_context=env.get("GITHUB_STATUS_CONTEXT") or cls.status_context,
             target_url=env.get("GITHUB_TARGET_URL", ""),
             timeout=_float(env, "GITHUB_TIMEOUT_SECONDS", cls.timeout),

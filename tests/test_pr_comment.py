@@ -16,7 +16,7 @@ import yaml
 
 from steps.errors import ConfigError, DataError
 from steps.github_app import repo_client
-from steps.pr_comment import PERMISSIONS, find_own_comment, report_pr_summary, upsert_pr_comment
+from steps.pr_comment import PERMISSIONS, find_own_comment, is_own_comment, report_pr_summary, upsert_pr_comment
 from steps.registrations import RepoRegistration, dump_registrations
 from steps.report_policy import (
     COMMENT_LIMIT,
@@ -484,3 +484,22 @@ def test_record_mode_sends_nothing_and_records_the_body(
     assert check["conclusion"] == "failure" and check["sha"] == SHA
     assert [(a["path"], a["start_line"]) for a in check["annotations"]] == [("release-data/prices.csv", 6)]
     assert github_env.calls == []
+
+
+def _comment_json(body: str, login: str, app: dict | None) -> dict:
+    return {"body": body, "user": {"login": login, "type": "Bot"}, "performed_via_github_app": app}
+
+
+def test_own_comment_is_recognised_by_app_id_or_by_bot_login_when_github_omits_the_app():
+    marker = "<!-- gitops-status-matrix:release-data-prep -->"
+    body = marker + "\nsummary"
+    ours_by_app = _comment_json(body, "anything[bot]", {"id": 12345})
+    assert is_own_comment(ours_by_app, marker, 12345)
+    assert not is_own_comment(_comment_json(body, "anything[bot]", {"id": 999}), marker, 12345)
+    no_app = _comment_json(body, "gitops-status-matrix[bot]", None)
+    assert not is_own_comment(no_app, marker, 12345)  # without a slug there is no safe way to tell
+    assert is_own_comment(no_app, marker, 12345, "gitops-status-matrix")
+    copycat = _comment_json(body, "other-bot[bot]", None)
+    assert not is_own_comment(copycat, marker, 12345, "gitops-status-matrix")
+    human = {"body": body, "user": {"login": "gitops-status-matrix[bot]", "type": "User"}}
+    assert not is_own_comment(human, marker, 12345, "gitops-status-matrix")
