@@ -204,6 +204,7 @@ def release_template(config: Config) -> WorkflowTemplate:
     p = {name.replace("-", "_"): _param(name) for name in RELEASE_PARAMETERS}
     who = {"repo": p["repo"], "sha": p["sha"]}
     github_ids = {"installation_id": p["installation_id"], "app_id": p["app_id"]}
+    trigger = {"event": p["event"], "ref": p["ref"], "pr_number": p["pr_number"]}
 
     pending = parts.script("report-pending", commit_status.report_pending, ("github",))
     fetch = parts.script("fetch", release_steps.fetch, ("github", "s3"), memory="512Mi")
@@ -285,27 +286,15 @@ def release_template(config: Config) -> WorkflowTemplate:
             )
             t_publish = publish(
                 name="publish",
-                arguments={
-                    **who,
-                    "event": p["event"],
-                    "ref": p["ref"],
-                    "pr_number": p["pr_number"],
-                    "workflow_name": "{{workflow.name}}",
-                },
+                arguments={**who, **trigger, "workflow_name": "{{workflow.name}}"},
             )
             t_register = register(
                 name="register",
-                arguments={
-                    **who,
-                    "event": p["event"],
-                    "ref": p["ref"],
-                    "pr_number": p["pr_number"],
-                    "run_id": "{{workflow.uid}}",
-                },
+                arguments={**who, **trigger, "run_id": "{{workflow.uid}}"},
             )
             t_plan = plan(
                 name="plan-deployments",
-                arguments={"repo": p["repo"], "event": p["event"], "ref": p["ref"], "pr_number": p["pr_number"]},
+                arguments={"repo": p["repo"], **trigger},
                 when="'{{workflow.parameters.deploy}}' == 'true'",
             )
             t_deploy = Task(
