@@ -19,5 +19,5 @@ USER 10001
 WORKDIR /home/runner
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 # Smoke test when the image is built: every step module imports.
-RUN python -c "import steps.commit_status, steps.github_app, hera.workflows.runner"
+RUN python -c "import steps.github.statuses, steps.github.app, hera.workflows.runner"
 CMD ["python", "-m", "hera.workflows.runner", "--help"]

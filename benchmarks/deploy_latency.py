@@ -1,7 +1,7 @@
 """Benchmark: from "Healthy at the commit" in Argo CD to the GitHub ``success`` deployment status.
 
 Both emulators run on loopback (tests/emulators). Each run deploys a new commit with the real step
-``steps.deployments.deploy_environment`` (stability window 0): once the step watches the application, the
+``steps.github.deployments.deploy_environment`` (stability window 0): once the step watches the application, the
 benchmark moves the Argo CD app to Synced + Succeeded + Progressing at the commit, waits a random moment,
 then stamps the clock and turns it Healthy. The latency is the GitHub emulator's own ``created_at`` of the
 ``success`` status (server side) minus that stamp. Also reported: GitHub calls per deployment (the token
@@ -34,9 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from steps.deployments import deploy_environment  # noqa: E402
-from tests.emulators.argocd import ArgoCDEmulator  # noqa: E402
-from tests.emulators.github_fixtures import SeededGitHubEmulator, make_app_key  # noqa: E402
+from steps.deploy import deploy_environment  # noqa: E402
+from tests.support import ArgoCDEmulator, SeededGitHubEmulator, make_app_key  # noqa: E402
 
 REPO = "acme/data"
 APP = "data-staging"

@@ -1,6 +1,6 @@
 """Upload benchmark: publish_release against moto's S3 server over HTTP, versus plain boto3.
 
-Measures, against one moto server process (``python -m tests.s3_helpers``, which counts the body bytes
+Measures, against one moto server process (``python -m tests.support.s3_helpers``, which counts the body bytes
 it receives):
 
 * one large file (default 1 GiB): ``publish_release`` vs boto3 ``upload_file`` with its default config
@@ -39,7 +39,7 @@ import botocore  # noqa: E402
 import moto  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from steps.artifact_store import open_store, publish_release  # noqa: E402
+from steps.store.artifacts import open_store, publish_release  # noqa: E402
 
 MIB = 1024 * 1024
 REPO = "bench/upload"
@@ -47,12 +47,12 @@ SHA = "ab" * 20
 
 
 class Server:
-    """moto behind tests.s3_helpers' recording middleware, in its own process."""
+    """moto behind tests.support.s3_helpers' recording middleware, in its own process."""
 
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.s3_helpers", "--port", "0"],
+            [sys.executable, "-m", "tests.support.s3_helpers", "--port", "0"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,

@@ -6,7 +6,7 @@ reports the median wall time of the work (imports excluded) and the child's peak
 
 - read floor: the faster of ``pyarrow.parquet.read_table`` and ``polars.read_parquet`` (read only);
 - naive: ``pandas.read_parquet`` plus pandera's pandas backend, ``lazy=True``, the same checks;
-- project: ``steps.table_validation.validate_table_file``.
+- project: ``steps.data.validation.validate_table_file``.
 
 The project also runs at 1,000,000 rows to show that its peak RSS does not grow with the table.
 The last line printed is one JSON object with the figures. Usage::
@@ -155,7 +155,7 @@ def run_child(mode: str, path: Path) -> dict:
         return {"seconds": time.perf_counter() - started, "rows": len(frame), "failures": failures}
     if mode == "project":
         sys.path.insert(0, str(ROOT))
-        from steps.table_validation import validate_table_file
+        from steps.data.validation import validate_table_file
 
         schema = polars_schema()
         started = time.perf_counter()

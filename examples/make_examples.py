@@ -2,7 +2,7 @@
 
 ``examples/release-data/`` passes validation; ``examples/release-data-bad/`` holds the same tables with
 a few bad rows. Run from the repository root: ``.venv/bin/python examples/make_examples.py``.
-The layout follows the data contract of ``release.yaml`` (see ``steps/release_metadata.py``); the
+The layout follows the data contract of ``release.yaml`` (see ``steps/data/metadata.py``); the
 schemas are pandera polars schemas (https://pandera.readthedocs.io/en/stable/polars.html).
 """
 

@@ -1,9 +1,7 @@
 """Hera definitions, manifest rendering and the command line of the GitOps status matrix.
 
-``pipelines`` wires the small clients and decision functions of ``steps`` into Argo resources
-(https://argo-workflows.readthedocs.io/en/latest/workflow-templates/): the release-data-prep
-WorkflowTemplate, Argo Events triggers, Argo CD Applications and notifications config, all rendered from
-``hera_config.yaml`` into ``manifests/`` for Argo CD to sync.
+``resources`` builds every resource Argo CD syncs from ``hera_config.yaml``, ``render`` and ``lint`` write
+and check them, ``cli`` is ``python -m pipelines``, and ``local`` runs the rendered template on this machine.
 """
 
 __all__: list[str] = []

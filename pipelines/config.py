@@ -23,7 +23,7 @@ import yaml
 from pydantic import Field, StrictBool, StrictInt, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from steps.registrations import (
+from steps.runtime.registrations import (
     _NAME_RE,
     ArgoCDSource,
     Environment,

@@ -24,11 +24,11 @@ HEADER = (
 
 # (sub-directory, module) pairs; each module exposes `resources(config) -> list[dict]`.
 GENERATORS: list[tuple[str, str]] = [
-    ("workflows", "pipelines.release_data_prep"),
-    ("events", "pipelines.events"),
-    ("argocd", "pipelines.argocd_apps"),
-    ("argocd", "pipelines.notifications"),
-    ("secrets", "pipelines.secrets_layout"),
+    ("workflows", "pipelines.resources.workflows"),
+    ("events", "pipelines.resources.events"),
+    ("argocd", "pipelines.resources.argocd"),
+    ("argocd", "pipelines.resources.notifications"),
+    ("secrets", "pipelines.resources.secrets"),
 ]
 
 _FIRST_KEYS = ("apiVersion", "kind", "metadata", "name", "namespace")

@@ -1,9 +1,9 @@
 """Shared pytest configuration: the emulators' fixtures are loaded as plugins."""
 
 pytest_plugins = [
-    "tests.emulators.github_fixtures",
-    "tests.emulators.argocd_fixtures",
-    "tests.emulators.argo_server_fixtures",
-    "tests.github_env",
-    "tests.s3_helpers",
+    "tests.support.emulators.github_fixtures",
+    "tests.support.emulators.argocd_fixtures",
+    "tests.support.emulators.argo_server_fixtures",
+    "tests.support.github_env",
+    "tests.support.s3_helpers",
 ]

@@ -1,0 +1,1 @@
+"""One module per folder of ``manifests/``: each builds the resources Argo CD syncs from the config."""

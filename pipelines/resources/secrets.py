@@ -1,0 +1,152 @@
+"""Which Secret holds which credential, rendered as Secret templates that name every key but carry no value.
+
+Each component reads its credentials from a Kubernetes Secret
+(https://kubernetes.io/docs/concepts/configuration/secret/): the Argo Events EventSource its GitHub webhook
+secret, the workflow steps each GitHub App's private key, S3 credentials and an Argo CD token, and the Argo
+CD notifications controller one private key per installation in ``argocd-notifications-secret``
+(https://argo-cd.readthedocs.io/en/stable/operator-manual/notifications/services/github/).
+
+The templates have no ``data``: nothing secret is ever rendered. If Argo CD syncs them, its three-way diff
+leaves keys that were added out of band alone, and ``Prune=false,Delete=false``
+(https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/) keeps it from deleting the filled
+Secret. The required keys are listed in an annotation; docs/ops.md says how to fill them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.config import Config
+
+NOTIFICATIONS_SECRET_NAME = "argocd-notifications-secret"  # noqa: S105 - fixed by Argo CD
+S3_KEYS = ("access-key-id", "secret-access-key")  # as pipelines.resources.workflows mounts them
+ARGOCD_TOKEN_KEY = "token"  # noqa: S105 - a key name, not a value
+KEYS_ANNOTATION = "gitops-status-matrix/required-keys"
+PURPOSE_ANNOTATION = "gitops-status-matrix/purpose"
+SYNC_OPTIONS = "Prune=false,Delete=false"
+PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """One Secret a component expects: where it lives, which keys it must hold and who reads it."""
+
+    name: str
+    namespace: str
+    keys: tuple[str, ...]
+    purpose: str
+
+
+def webhook_secret_key(app_id: int | None) -> str:
+    """Key of ``github-webhook-secret`` holding the webhook secret of one GitHub App (its own HMAC key)."""
+    return f"webhook-secret-app-{app_id}" if app_id is not None else "webhook-secret"
+
+
+def notifications_private_key(installation_id: int) -> str:
+    """Key of ``argocd-notifications-secret`` referenced as ``$<key>`` by one installation's service."""
+    return f"github-privateKey-{installation_id}"
+
+
+def app_key_secret(config: Config, app_id: int) -> str:
+    """Name of the Secret holding a GitHub App's private key for the workflow steps."""
+    return config.github.private_key_secret.format(app_id=app_id)
+
+
+def _app_ids(config: Config) -> list[int | None]:
+    return sorted({config.app_id_for(reg) for reg in config.repo_registrations}, key=lambda a: (a is None, a))
+
+
+def _notified_installations(config: Config) -> list[int]:
+    return sorted(
+        {
+            reg.installation_id
+            for reg in config.repo_registrations
+            if reg.installation_id is not None and any(env.argocd_app for env in reg.environments)
+        }
+    )
+
+
+def layout(config: Config) -> list[SecretSpec]:
+    """Every Secret the rendered resources and the workflow steps expect, sorted by namespace and name."""
+    if not config.repo_registrations:
+        return []
+    specs = [
+        SecretSpec(
+            config.events.webhook_secret_name,
+            config.events.namespace,
+            tuple(webhook_secret_key(app_id) for app_id in _app_ids(config)),
+            "Argo Events EventSource: the webhook secret of each GitHub App, to verify X-Hub-Signature-256",
+        ),
+        SecretSpec(
+            config.s3.credentials_secret,
+            config.argo.namespace,
+            S3_KEYS,
+            "workflow steps: S3/MinIO credentials for publishing released data",
+        ),
+        SecretSpec(
+            config.argocd.token_secret,
+            config.argo.namespace,
+            (ARGOCD_TOKEN_KEY,),
+            "workflow steps: Argo CD API token (read-only on the registered Applications)",
+        ),
+    ]
+    specs += [
+        SecretSpec(
+            app_key_secret(config, app_id),
+            config.argo.namespace,
+            (config.github.private_key_secret_key,),
+            f"workflow steps: the PEM private key of GitHub App {app_id}",
+        )
+        for app_id in _app_ids(config)
+        if app_id is not None
+    ]
+    installations = _notified_installations(config)
+    if installations:
+        specs.append(
+            SecretSpec(
+                NOTIFICATIONS_SECRET_NAME,
+                config.argocd.namespace,
+                tuple(notifications_private_key(i) for i in installations),
+                "Argo CD notifications: the PEM private key of each installation's GitHub App",
+            )
+        )
+    return sorted(specs, key=lambda s: (s.namespace, s.name))
+
+
+def secret_template(spec: SecretSpec) -> dict:
+    """A Secret manifest without ``data``: it names the Secret and lists its required keys."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": spec.name,
+            "namespace": spec.namespace,
+            "labels": dict(PART_OF),
+            "annotations": {
+                KEYS_ANNOTATION: ",".join(spec.keys),
+                PURPOSE_ANNOTATION: spec.purpose,
+                "argocd.argoproj.io/sync-options": SYNC_OPTIONS,
+            },
+        },
+    }
+
+
+def resources(config: Config) -> list[dict]:
+    """Secret templates (no values) for every Secret in :func:`layout`."""
+    return [secret_template(spec) for spec in layout(config)]
+
+
+__all__ = [
+    "ARGOCD_TOKEN_KEY",
+    "KEYS_ANNOTATION",
+    "NOTIFICATIONS_SECRET_NAME",
+    "S3_KEYS",
+    "SecretSpec",
+    "app_key_secret",
+    "layout",
+    "notifications_private_key",
+    "resources",
+    "secret_template",
+    "webhook_secret_key",
+]

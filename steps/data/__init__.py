@@ -1,0 +1,1 @@
+"""Release data: fetching it, checking its metadata and tables, and building the typed release."""

@@ -1,0 +1,281 @@
+"""Steps that deploy: plan the environments of an event, gate each deployment on Argo CD, retire previews.
+
+One GitHub deployment per commit and environment (``steps.github.deployments``) whose statuses follow Argo CD
+(``steps.argocd.client`` waits, ``steps.policy.deploy`` decides): ``in_progress`` while Argo CD rolls the commit
+out, then ``success`` (with ``auto_inactive``), ``failure`` (degraded), ``error`` (timed out or Argo CD
+unusable) or ``inactive`` (superseded by a newer commit: not a failure).
+
+GitHub calls of ``deploy_environment`` on the happy path (4, the token included):
+
+1. ``POST /app/installations/{id}/access_tokens`` - a token for this repository with ``deployments: write``
+   only (the installation id comes from the registration, so no lookup);
+2. ``POST /repos/{o}/{r}/deployments`` - a new deployment starts ``pending``, so no ``queued`` status is sent;
+3. ``POST /repos/{o}/{r}/deployments/{id}/statuses`` - ``in_progress`` with ``log_url`` (the Argo CD app page)
+   and ``environment_url``; then Argo CD is watched (no GitHub calls);
+4. ``POST /repos/{o}/{r}/deployments/{id}/statuses`` - the final state.
+
+Idempotence: unless ``$STEP_RETRIES`` is ``0`` (the template sets it to Argo's ``{{retries}}``), step 2 is
+preceded by ``GET /repos/{o}/{r}/deployments?sha=&environment=&task=deploy&per_page=1`` and the newest match
+is reused, so a retried step never creates a second deployment. An ``after`` environment adds a lookup of
+that environment's deployment of the commit and its statuses (2 calls) before anything is created.
+
+With ``$GITHUB_RECORD_FILE`` set (the local runner), nothing is sent to GitHub: each call is appended to that
+file, and the lookups read it back.
+"""
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+
+from steps.argocd.client import ArgoCDClient, ArgoCDSettings, Outcome, app_ui_url
+from steps.github.app import repo_client
+from steps.github.deployments import GitHubDeployments, RecordedDeployments, required_contexts
+from steps.github.statuses import check_target
+from steps.policy.deploy import (
+    DEPLOYMENT_STATE,
+    after_gate,
+    in_progress_description,
+    is_preview,
+    order_by_after,
+    outcome_description,
+    plan_item,
+    preview_environment,
+    preview_item,
+    short,
+)
+from steps.policy.status import clip
+from steps.runtime.errors import ConfigError, DataError, InfraError, StepError
+from steps.runtime.registrations import RepoRegistration, load_registration
+from steps.runtime.settings import GitHubStepSettings
+from steps.runtime.step import step
+
+log = logging.getLogger(__name__)
+
+PERMISSIONS = {"deployments": "write"}
+RETRIES_ENV = "STEP_RETRIES"
+REFRESH_ENV = "ARGOCD_REFRESH"
+
+
+def _api(
+    repo: str, registration: RepoRegistration, installation_id: str, app_id: str
+) -> GitHubDeployments | RecordedDeployments:
+    settings = GitHubStepSettings.from_env()
+    if settings.record_file:
+        return RecordedDeployments(settings.record_file, repo)
+    client = repo_client(
+        repo,
+        PERMISSIONS,
+        installation_id=installation_id or registration.installation_id or "",
+        app_id=app_id or registration.app_id or "",
+        settings=settings,
+    )
+    return GitHubDeployments(client)
+
+
+def _flag(name: str, value: str) -> bool:
+    text = (value or "false").strip().lower()
+    if text not in ("true", "false"):
+        raise ConfigError(f"{name}={value[:20]!r} must be 'true' or 'false'")
+    return text == "true"
+
+
+def _check_environment(registration: RepoRegistration, repo: str, environment: str, after: str) -> None:
+    names = [e.name for e in registration.environments]
+    if is_preview(environment):
+        if not registration.preview.enabled:
+            raise ConfigError(f"{environment}: previews are not enabled for {repo}; set preview.enabled: true")
+    elif environment not in names:
+        raise ConfigError(
+            f"environment {environment!r} is not registered for {repo} (known: {', '.join(names) or 'none'}); "
+            "add it to environments in the registration"
+        )
+    if after and after not in names:
+        raise ConfigError(f"environment {environment!r} comes after unknown environment {after!r} in {repo}")
+
+
+def _check_after(api: GitHubDeployments | RecordedDeployments, sha: str, environment: str, after: str) -> None:
+    found = api.find(sha, after)
+    states = api.states(found) if found is not None else []
+    verdict = after_gate(states) if found is not None else "failed"
+    if verdict == "succeeded":
+        return
+    latest = states[0] if states else "no deployment"
+    if verdict == "running":
+        raise InfraError(f"{after} is still deploying {short(sha)} ({latest}); {environment} waits for it")
+    raise DataError(f"{after} did not succeed for {short(sha)} ({latest}); not deploying {environment}")
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What ``deploy_environment`` did."""
+
+    repo: str
+    sha: str
+    environment: str
+    deployment_id: int
+    reused: bool
+    state: str
+    description: str
+    outcome: str
+    reason: str
+    log_url: str
+    environment_url: str
+
+
+@step
+def plan_deployments(repo: str, event: str, ref: str, pr_number: str = "") -> list[dict]:
+    """Step: the environments this event deploys to, as ``withParam`` items (all values strings).
+
+    A push to the default branch deploys every environment whose ``branch`` is that branch, each one with
+    ``after: X`` after X; a pull request deploys its preview ``preview/pr-N`` when previews are enabled;
+    anything else deploys nothing.
+
+    Raises:
+        ConfigError: the repository is not registered, a bad PR number, or an ``after`` cycle.
+    """
+    registration = load_registration(repo)
+    branch = registration.default_branch
+    if event == "push" and ref == f"refs/heads/{branch}":
+        try:
+            ordered = order_by_after([e for e in registration.environments if e.branch == branch])
+        except ValueError as exc:
+            raise ConfigError(f"{repo}: {exc}") from None
+        items = [plan_item(env) for env in ordered]
+    elif event == "pull_request" and registration.preview.enabled:
+        if not pr_number.strip().isdigit():
+            raise ConfigError(f"pull_request run without a PR number (pr-number={pr_number[:20]!r})")
+        items = [preview_item(registration.preview, int(pr_number))]
+    else:
+        items = []
+    log.info("%s %s %s: deploying to %s", repo, event, ref, [i["environment"] for i in items] or "nothing")
+    return items
+
+
+def _wait(argocd: ArgoCDSettings, app: str, sha: str, project: str | None) -> Outcome:
+    refresh = os.environ.get(REFRESH_ENV, "true").strip().lower() != "false"
+    return ArgoCDClient(argocd).wait_for_revision(
+        app,
+        sha,
+        stability_seconds=argocd.stability_seconds,
+        timeout_seconds=argocd.timeout_seconds,
+        refresh=refresh,
+        project=project,
+    )
+
+
+@step
+def deploy_environment(
+    repo: str,
+    sha: str,
+    environment: str,
+    argocd_app: str = "",
+    url: str = "",
+    production: str = "false",
+    transient: str = "false",
+    after: str = "",
+    installation_id: str = "",
+    app_id: str = "",
+    workflow_name: str = "",
+) -> dict:
+    """Step: create (or on a retry reuse) the GitHub deployment of ``sha`` and report Argo CD's verdict on it.
+
+    Args:
+        repo: ``owner/name``.
+        sha: Full commit id.
+        environment: A registered environment or ``preview/pr-N``.
+        argocd_app: The Argo CD Application; empty reports success at once, with a note.
+        url: The environment's URL (``environment_url``).
+        production: "true" for a production environment.
+        transient: "true" for a preview.
+        after: An environment whose deployment of ``sha`` must have succeeded first.
+        installation_id: The registration's installation id (from the registration when empty).
+        app_id: The App id (registration, then ``$GITHUB_APP_ID``, when empty).
+        workflow_name: The Argo workflow, named in the deployment's payload.
+
+    Raises:
+        DataError: Argo CD reports the commit degraded, or ``after`` did not succeed.
+        InfraError: Argo CD did not settle in time, or ``after`` is still deploying.
+        ConfigError: unknown environment, bad settings, missing app or token refused.
+    """
+    repo, sha = check_target(repo, sha)
+    registration = load_registration(repo)
+    _check_environment(registration, repo, environment, after)
+    is_production, is_transient = _flag("production", production), _flag("transient", transient)
+    contexts = required_contexts()
+    argocd = ArgoCDSettings.from_env() if argocd_app else None
+    github = GitHubStepSettings.from_env()
+    api = _api(repo, registration, installation_id, app_id)
+    if after:
+        _check_after(api, sha, environment, after)
+
+    first_attempt = os.environ.get(RETRIES_ENV, "").strip() == "0"
+    deployment_id = None if first_attempt else api.find(sha, environment)
+    reused = deployment_id is not None
+    if deployment_id is None:
+        payload = {"workflow": workflow_name, "argo_ui": github.target_url}
+        description = clip(f"{short(sha)} to {environment}" + (f" by {workflow_name}" if workflow_name else ""))
+        deployment_id = api.create(sha, environment, production=is_production, transient=is_transient,
+                                   payload=payload, required_contexts=contexts, description=description)
+    log.info("%s deployment %s of %s@%s", "reusing" if reused else "created", deployment_id, repo, short(sha))
+
+    log_url = github.target_url
+    if argocd is not None:
+        log_url = app_ui_url(argocd_app, ui_url=argocd.ui_url or argocd.server_url, namespace=argocd.namespace)
+
+    def report(state: str, text: str) -> str:
+        text = clip(text)
+        api.set_status(deployment_id, state, text, log_url=log_url, environment_url=url,
+                       auto_inactive=True if state == "success" else None)
+        return text
+
+    def result(state: str, text: str, outcome: str, reason: str) -> dict:
+        return asdict(DeployResult(repo, sha, environment, deployment_id, reused, state, text, outcome, reason,
+                                   log_url, url))
+
+    if argocd is None:
+        text = report("success", f"No Argo CD application for {environment}: marked deployed without a health check")
+        return result("success", text, "deployed", "no argocd_app")
+    try:
+        report("in_progress", in_progress_description(argocd_app, sha))
+        project = registration.argocd.project or argocd.project or None
+        outcome = _wait(argocd, argocd_app, sha, project)
+    except StepError as exc:
+        try:
+            report("error" if exc.kind == "error" else "failure", exc.summary)
+        except StepError as also:
+            log.error("could not mark deployment %s as failed: %s", deployment_id, also.detail)
+        raise
+    state = DEPLOYMENT_STATE[outcome.kind]
+    text = report(state, outcome_description(outcome.kind, argocd_app, sha, outcome.reason))
+    log.info("%s %s@%s: %s via %s in %.1f s (%s)", environment, repo, short(sha), outcome.kind, outcome.via,
+             outcome.elapsed_seconds, outcome.reason)
+    if outcome.kind == "degraded":
+        raise DataError(f"{environment}: {text}", detail=outcome.reason)
+    if outcome.kind == "timed_out":
+        raise InfraError(f"{environment}: {text}", detail=outcome.reason)
+    return result(state, text, outcome.kind, outcome.reason)
+
+
+@step
+def deactivate_preview(repo: str, pr_number: str, installation_id: str = "", app_id: str = "") -> dict:
+    """Step (PR closed): mark every deployment of ``preview/pr-N`` inactive, and delete it if registered so.
+
+    Raises:
+        ConfigError: bad repository or PR number, or the repository is not registered.
+    """
+    if not pr_number.strip().isdigit():
+        raise ConfigError(f"pr-number {pr_number[:20]!r} is not a pull request number")
+    registration = load_registration(repo)
+    environment = preview_environment(int(pr_number))
+    api = _api(repo, registration, installation_id, app_id)
+    ids = api.ids(environment)
+    delete = registration.preview.delete_on_close
+    for deployment_id in ids:
+        api.set_status(deployment_id, "inactive", f"Pull request #{int(pr_number)} closed; preview retired")
+        if delete:
+            api.delete(deployment_id)
+    log.info("%s %s: %d deployments inactive%s", repo, environment, len(ids), ", deleted" if delete else "")
+    return {"repo": repo, "environment": environment, "deactivated": len(ids), "deleted": len(ids) if delete else 0}
+
+
+__all__ = ["DeployResult", "deactivate_preview", "deploy_environment", "plan_deployments"]

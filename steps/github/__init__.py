@@ -1,0 +1,1 @@
+"""Thin GitHub clients: App authentication, commit statuses, deployments, comments and check runs."""

@@ -1,0 +1,155 @@
+"""What to tell GitHub for which workflow state: pure functions, no I/O.
+
+Maps Argo Workflows' final phases (``{{workflow.status}}``: Succeeded, Failed, Error; see
+https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler) to GitHub commit status states
+(https://docs.github.com/en/rest/commits/statuses: error, failure, pending, success), decodes
+``{{workflow.failures}}`` and writes descriptions that fit GitHub's 140-character limit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from steps.runtime.errors import SUMMARY_LIMIT
+
+STATES = ("error", "failure", "pending", "success")
+PHASE_TO_STATE = {"Succeeded": "success", "Failed": "failure", "Error": "error"}
+_EXIT_PREFIX = re.compile(r"^(Error \(exit code \d+\)|failed with exit code \d+): ")
+
+
+def github_state(workflow_status: str) -> str:
+    """Map an Argo phase to a commit status state.
+
+    Raises:
+        ValueError: anything but Succeeded, Failed or Error: a bug in the caller, not a 422 from GitHub.
+    """
+    try:
+        return PHASE_TO_STATE[workflow_status]
+    except KeyError:
+        raise ValueError(
+            f"workflow status {workflow_status!r} is not a final Argo phase (Succeeded, Failed, Error)"
+        ) from None
+
+
+def clip(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """Fold whitespace and clip to ``limit`` characters at a word boundary, marking the cut with ``…``."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut and not text[limit - 1].isspace():
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed node as Argo reports it in ``{{workflow.failures}}``."""
+
+    display_name: str
+    template_name: str
+    message: str
+    phase: str
+    finished_at: str = ""
+
+    @property
+    def step(self) -> str:
+        """The step's name without Argo's fan-out item label or retry attempt number."""
+        return self.display_name.split("(", 1)[0] or self.display_name
+
+
+def parse_failures(raw: str | None) -> list[Failure]:
+    r"""Decode ``{{workflow.failures}}``.
+
+    Argo hands the list over as a Go-quoted JSON string (``"[{\\"displayName\\":...}]"``), as the bare
+    list, or as ``null`` / empty when nothing failed; this accepts all of them.
+    """
+    value: object = raw
+    for _ in range(3):
+        if not isinstance(value, str):
+            break
+        text = value.strip()
+        if text in ("", "null", "None"):
+            return []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return [Failure(display_name="workflow", template_name="", message=text, phase="Failed")]
+    if not isinstance(value, list):
+        return []
+    return [
+        Failure(
+            display_name=str(item.get("displayName") or item.get("name") or "?"),
+            template_name=str(item.get("templateName") or ""),
+            message=_EXIT_PREFIX.sub("", str(item.get("message") or "")).strip(),
+            phase=str(item.get("phase") or "Failed"),
+            finished_at=str(item.get("finishedAt") or ""),
+        )
+        for item in value
+        if isinstance(item, dict)
+    ]
+
+
+# Messages Argo writes on parent and retry nodes; the cause is on the pod that failed.
+_BOOKKEEPING = (
+    "child '",
+    "retryStrategy.expression evaluated to false",
+    "No more retries left",
+    "Stopped with strategy",
+    "step group",
+)
+_ATTEMPT = re.compile(r"\(\d+\)$")
+_GENERIC = re.compile(r"^(failed with exit code \d+|Error \(exit code \d+\))$")
+
+
+def root_cause(failures: list[Failure]) -> Failure | None:
+    """The failure that explains the run, from Argo's unordered list.
+
+    Skips Argo's bookkeeping messages on parent and retry nodes and attempts whose retry later succeeded
+    (their retry node is not among the failures); prefers a step's own message over a bare exit code, then
+    the earliest to finish.
+    """
+    names = {f.display_name for f in failures}
+
+    def relevant(f: Failure) -> bool:
+        if not f.message or f.message.startswith(_BOOKKEEPING):
+            return False
+        parent = _ATTEMPT.sub("", f.display_name)
+        return parent == f.display_name or parent in names
+
+    candidates = sorted(
+        (f for f in failures if relevant(f)), key=lambda f: (bool(_GENERIC.match(f.message)), f.finished_at)
+    )
+    return candidates[0] if candidates else (failures[0] if failures else None)
+
+
+def final_description(workflow_status: str, failures: list[Failure], success_text: str = "") -> str:
+    """The description of the final status: what succeeded, or which step failed and why (<= 140)."""
+    if workflow_status == "Succeeded":
+        return clip(success_text or "Release data prepared")
+    cause = root_cause(failures)
+    if cause is None:
+        verb = "errored" if workflow_status == "Error" else "failed"
+        return clip(f"Workflow {verb} before any step reported a cause; see the run")
+    message = cause.message or f"{cause.phase.lower()} without a message"
+    return clip(f"{cause.step}: {message}")
+
+
+def pending_description(workflow_name: str) -> str:
+    """The description of the ``pending`` status posted when the run starts."""
+    return clip(f"Preparing release data in {workflow_name}" if workflow_name else "Preparing release data")
+
+
+__all__ = [
+    "PHASE_TO_STATE",
+    "STATES",
+    "Failure",
+    "clip",
+    "final_description",
+    "github_state",
+    "parse_failures",
+    "pending_description",
+    "root_cause",
+]

@@ -1,0 +1,151 @@
+"""Steps that prepare a release: fetch, check-metadata, check-table, publish and register, one pod each.
+
+Each step downloads what it needs from the run's workspace (``steps.store.workspace``), calls the function
+that does the work (``steps.data``, ``steps.store``) and uploads its results. The fan-out over tables follows
+https://argo-workflows.readthedocs.io/en/latest/walk-through/loops/ (``withParam`` over ``check_metadata``'s
+result).
+"""
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from steps.data.etl import build_release
+from steps.data.fetch import fetch_release_data
+from steps.data.metadata import load_release, validate_metadata
+from steps.data.validation import validate_table
+from steps.github.app import token_source
+from steps.runtime.errors import DataError, InfraError
+from steps.runtime.settings import GitHubStepSettings
+from steps.runtime.step import step
+from steps.store.artifacts import publish_release
+from steps.store.registry import register_outputs
+from steps.store.workspace import (
+    SMALL_FILE_BYTES,
+    STORE_ENV,
+    download_prefix,
+    fetch_input,
+    read_summary,
+    release_store,
+    stage_input,
+    upload_dir,
+    workspace,
+    write_summary,
+)
+
+log = logging.getLogger(__name__)
+
+
+@step
+def fetch(
+    repo: str, sha: str, data_path: str = "release-data/", installation_id: str = "", app_id: str = ""
+) -> dict[str, Any]:
+    """Step: copy the commit's release data into the workspace (``input/``).
+
+    The source is the commit's GitHub tarball (a token scoped to ``contents: read``), unless
+    ``$RELEASE_SOURCE`` names a local directory or ``s3://`` location that *is* the data directory
+    (local runs, or data staged elsewhere).
+    """
+    override = os.environ.get("RELEASE_SOURCE", "").strip()
+    with tempfile.TemporaryDirectory(prefix="fetch-") as tmp:
+        dest = Path(tmp) / "data"
+        if override:
+            result = fetch_release_data(override, str(dest), data_path="")
+        else:
+            settings = GitHubStepSettings.from_env()
+            mint = token_source(repo, {"contents": "read"}, installation_id=installation_id, app_id=app_id)
+            result = fetch_release_data(
+                f"github://{repo}@{sha}", str(dest), data_path=data_path, token=mint, api_url=settings.api_url
+            )
+        files = upload_dir(workspace(), dest, "input")
+    log.info("fetched %s files (%s bytes) of %s@%s", files, result.get("bytes"), repo, sha[:7])
+    return {"files": files, "bytes": result.get("bytes", 0)}
+
+
+@step
+def check_metadata(repo: str, sha: str) -> list[dict[str, Any]]:
+    """Step: validate ``release.yaml`` and return the tables for the validation fan-out."""
+    with tempfile.TemporaryDirectory(prefix="meta-") as tmp:
+        stage_input(workspace(), Path(tmp))
+        return validate_metadata(tmp)
+
+
+@step
+def check_table(repo: str, sha: str, table: str) -> dict[str, Any]:
+    """Step: validate one table (one pod per table); the report goes to the workspace's ``reports/``."""
+    ws = workspace()
+    with tempfile.TemporaryDirectory(prefix="table-") as tmp:
+        data, reports = Path(tmp) / "data", Path(tmp) / "reports"
+        reports.mkdir()
+        sizes = stage_input(ws, data)
+        spec = next((t for t in load_release(data).tables if t.name == table), None)
+        if spec is None:
+            raise DataError(f"table {table!r} is not in release.yaml")
+        if sizes.get(spec.file, 0) > SMALL_FILE_BYTES:
+            fetch_input(ws, data, spec.file)
+        try:
+            result = validate_table(str(data), table, str(reports))
+        finally:
+            upload_dir(ws, reports, "reports")
+    return {**result, "report": ws.url_for(f"reports/{table}.validation.json")}
+
+
+@step
+def publish(
+    repo: str, sha: str, event: str, ref: str, pr_number: str = "", workflow_name: str = ""
+) -> dict[str, Any]:
+    """Step: build typed Parquet, statistics and the manifest, then publish them (manifest last).
+
+    Writes ``summary.json`` to the workspace: where the release went and what it holds, for the
+    register step and the final commit status.
+    """
+    ws = workspace()
+    with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
+        data, out = Path(tmp) / "data", Path(tmp) / "out"
+        download_prefix(ws, "input", data)
+        build_release(
+            str(data),
+            str(out),
+            repo=repo,
+            sha=sha,
+            event=event,
+            ref=ref,
+            pr_number=pr_number,
+            workflow_name=workflow_name,
+        )
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        published = publish_release(out, release_store())
+    tables = manifest.get("tables") or []
+    summary = {
+        **published,
+        "release": {
+            "name": manifest.get("release", {}).get("name"),
+            "version": manifest.get("release", {}).get("version"),
+        },
+        "tables": len(tables),
+        "rows": sum(int(t.get("rows") or 0) for t in tables if isinstance(t, dict)),
+    }
+    write_summary(ws, summary)
+    return summary
+
+
+@step
+def register(
+    repo: str, sha: str, event: str, ref: str, pr_number: str = "", run_id: str = ""
+) -> dict[str, Any]:
+    """Step: record the published release as the latest of its branch or pull request."""
+    summary = read_summary()
+    if not summary or not summary.get("manifest_key"):
+        raise InfraError(f"no published release for {repo}@{sha[:7]} in the workspace; publish did not finish")
+    found = release_store().get(summary["manifest_key"])
+    if found is None:
+        raise InfraError(f"the manifest of {repo}@{sha[:7]} is not in the store; publish did not finish")
+    with tempfile.TemporaryDirectory(prefix="register-") as tmp:
+        (Path(tmp) / "manifest.json").write_bytes(found[0])
+        return register_outputs(tmp, os.environ[STORE_ENV], run_id=run_id or None)
+
+
+__all__ = ["check_metadata", "check_table", "fetch", "publish", "register"]

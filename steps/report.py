@@ -1,0 +1,205 @@
+"""Steps that report a run to GitHub: the commit status when it starts and ends, and the pull-request summary.
+
+``report_pending`` runs first, beside fetch; ``report_final`` and ``report_pr_summary`` run in the exit
+handler with ``{{workflow.status}}`` and ``{{workflow.failures}}``
+(https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler). The summary reads the run's
+workspace (``steps.store.workspace.read_run``) and comments on the pull request and/or creates the check run
+with annotations, as the repository's registration asks.
+"""
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from steps.github.app import repo_client
+from steps.github.check_runs import PERMISSIONS as CHECK_PERMISSIONS
+from steps.github.check_runs import CheckRunResult, check_output, create_check_run
+from steps.github.comments import PERMISSIONS as COMMENT_PERMISSIONS
+from steps.github.comments import CommentResult, upsert_pr_comment
+from steps.github.statuses import check_target, post_status
+from steps.policy.report import RunSummary, build_annotations, check_run_output, comment_marker, pr_comment_body
+from steps.policy.status import final_description, github_state, parse_failures, pending_description
+from steps.runtime.errors import ConfigError, InfraError, StepError
+from steps.runtime.registrations import load_registration
+from steps.runtime.settings import GitHubStepSettings, record
+from steps.runtime.step import step
+from steps.store.workspace import read_run, read_summary, summary_text, workspace
+
+log = logging.getLogger(__name__)
+
+
+@step
+def report_pending(repo: str, sha: str, installation_id: str = "", app_id: str = "", workflow_name: str = "") -> dict:
+    """Step: mark the commit ``pending`` as soon as the run starts."""
+    return post_status(repo, sha, "pending", pending_description(workflow_name), installation_id, app_id)
+
+
+@step
+def report_final(
+    repo: str,
+    sha: str,
+    workflow_status: str,
+    workflow_failures: str = "",
+    installation_id: str = "",
+    app_id: str = "",
+    summary: str = "",
+) -> dict:
+    """Step (exit handler): post the final state from ``{{workflow.status}}`` and ``{{workflow.failures}}``.
+
+    Args:
+        repo: ``owner/name``.
+        sha: Full commit id.
+        workflow_status: Succeeded, Failed or Error.
+        workflow_failures: ``{{workflow.failures}}`` as Argo hands it over (Go-quoted JSON or ``null``).
+        installation_id: The registration's installation id (looked up when empty).
+        app_id: The App id (``$GITHUB_APP_ID`` when empty).
+        summary: Optional success text (e.g. tables and rows released).
+    """
+    state = github_state(workflow_status)
+    failures = parse_failures(workflow_failures)
+    if state == "success" and not summary:
+        try:
+            summary = summary_text(read_summary())
+        except StepError as exc:  # the status matters more than its wording
+            log.warning("no release summary for the description: %s", exc.summary)
+    for failure in failures:
+        log.error("failed node %s (%s): %s", failure.display_name, failure.template_name, failure.message)
+    description = final_description(workflow_status, failures, summary)
+    return post_status(repo, sha, state, description, installation_id, app_id)
+
+
+def _pr_number(event: str, pr_number: str) -> int:
+    text = str(pr_number).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(f"{event} run has pr-number {text[:20]!r}; pass the pull request number (e.g. 42)")
+    return int(text)
+
+
+def _comment(run: RunSummary, number: int, ids: tuple[str, str], settings: GitHubStepSettings) -> CommentResult:
+    marker = comment_marker(settings.status_context)
+    body = pr_comment_body(run, context=settings.status_context)
+    if settings.record_file:
+        record(settings.record_file, "pr_comment", repo=run.repo, pr_number=number, marker=marker, body=body)
+        return CommentResult(run.repo, number, "recorded")
+    installation_id, app_id = ids
+    client = repo_client(
+        run.repo, COMMENT_PERMISSIONS, installation_id=installation_id, app_id=app_id, settings=settings
+    )
+    return upsert_pr_comment(client, number, body, marker=marker, app_id=int(app_id), app_slug=settings.app_slug)
+
+
+def _check_run(run: RunSummary, ids: tuple[str, str], settings: GitHubStepSettings) -> CheckRunResult:
+    output = check_run_output(run, context=settings.status_context)
+    annotations = build_annotations(run.tables, run.data_path)
+    name = settings.status_context
+    if settings.record_file:
+        title, summary = check_output(output["title"], output["summary"])
+        record(
+            settings.record_file,
+            "check_run",
+            repo=run.repo,
+            sha=run.sha,
+            name=name,
+            conclusion=run.conclusion,
+            title=title,
+            summary=summary,
+            details_url=settings.target_url,
+            annotations=annotations,
+        )
+        return CheckRunResult(run.repo, run.sha, name, run.conclusion, len(annotations), 0)
+    installation_id, app_id = ids
+    client = repo_client(run.repo, CHECK_PERMISSIONS, installation_id=installation_id, app_id=app_id, settings=settings)
+    return create_check_run(
+        client,
+        run.sha,
+        name=name,
+        conclusion=run.conclusion,
+        title=output["title"],
+        summary=output["summary"],
+        annotations=annotations,
+        details_url=settings.target_url,
+    )
+
+
+@step
+def report_pr_summary(
+    repo: str,
+    sha: str,
+    event: str,
+    pr_number: str = "",
+    workflow_status: str = "",
+    installation_id: str = "",
+    app_id: str = "",
+    workflow_failures: str = "",
+) -> dict:
+    """Step (exit handler): summarise the run on the pull request and/or in a check run.
+
+    What is sent follows the repository's registration: ``prComment`` comments on pull requests
+    (``event`` ``pull_request``), ``checkRun`` creates a check run on ``sha`` for every event. A run that
+    stopped before validating still gets a comment saying where it stopped. With ``GITHUB_RECORD_FILE``
+    set nothing is sent; each would-be call is recorded (kinds ``pr_comment`` and ``check_run``).
+
+    Args:
+        repo: ``owner/name``.
+        sha: Full commit id (the pull request's head for pull requests).
+        event: ``push`` or ``pull_request``.
+        pr_number: The pull request's number (pull requests only).
+        workflow_status: ``{{workflow.status}}``: Succeeded, Failed or Error.
+        installation_id: The installation (the registration's, or looked up, when empty).
+        app_id: The App id (the registration's, or ``$GITHUB_APP_ID``, when empty).
+        workflow_failures: ``{{workflow.failures}}`` as Argo hands it over, to name the failed step.
+
+    Returns:
+        ``{"state", "tables", "failures", "comment", "check_run"}``; ``comment``/``check_run`` are None
+        when not sent.
+
+    Raises:
+        ConfigError: bad arguments, unregistered repository, or GitHub refused a request.
+        InfraError: GitHub or the workspace store did not answer (both actions are tried first).
+    """
+    settings = GitHubStepSettings.from_env()
+    repo, sha = check_target(repo, sha)
+    if workflow_status not in ("", "Succeeded", "Failed", "Error"):
+        raise ConfigError(f"workflow status {workflow_status!r} is not Succeeded, Failed or Error")
+    registration = load_registration(repo)
+    want_comment = event == "pull_request" and registration.pr_comment
+    number = _pr_number(event, pr_number) if want_comment else 0
+    result: dict[str, Any] = {"comment": None, "check_run": None}
+    if not want_comment and not registration.check_run:
+        log.info("%s: neither a comment (%s event) nor a check run is asked for", repo, event)
+        return {"state": "", "tables": 0, "failures": 0, **result}
+    run = read_run(
+        workspace(),
+        repo=repo,
+        sha=sha,
+        workflow_status=workflow_status,
+        workflow_failures=workflow_failures,
+        target_url=settings.target_url,
+        data_path=registration.data_path,
+        web_url=registration.repo_url.rstrip("/").removesuffix(".git"),
+    )
+    ids = (
+        str(installation_id or registration.installation_id or ""),
+        str(app_id or registration.app_id or settings.app_id or "").strip(),
+    )
+    if not settings.record_file and not ids[1].isdigit():
+        raise ConfigError("no GitHub App id: pass app-id or set GITHUB_APP_ID (github.appId in hera_config.yaml)")
+    errors: list[StepError] = []
+    if want_comment:
+        try:
+            result["comment"] = asdict(_comment(run, number, ids, settings))
+        except StepError as exc:
+            errors.append(exc)
+    if registration.check_run:
+        try:
+            result["check_run"] = asdict(_check_run(run, ids, settings))
+        except StepError as exc:
+            errors.append(exc)
+    if errors:
+        retryable = [e for e in errors if isinstance(e, InfraError)]
+        raise (retryable or errors)[0]
+    failures = sum(t.failure_count for t in run.tables)
+    return {"state": run.state, "tables": len(run.tables), "failures": failures, **result}
+
+
+__all__ = ["report_final", "report_pending", "report_pr_summary"]

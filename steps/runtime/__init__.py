@@ -1,0 +1,1 @@
+"""The layer every step stands on: the ``@step`` decorator, its errors, settings and registrations."""

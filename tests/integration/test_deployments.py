@@ -1,0 +1,372 @@
+"""GitHub deployments gated on Argo CD: the step functions against both emulators over real HTTP."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from steps.deploy import deactivate_preview, deploy_environment, plan_deployments
+from steps.runtime.errors import ConfigError, DataError, InfraError
+from tests.support.deploy_helpers import play_when_watched
+from tests.support.emulators.argocd import degraded_timeline, rollout_timeline, superseded_timeline
+from tests.support.emulators.argocd_fixtures import ARGOCD_TEST_TOKEN
+
+REPO = "acme/data"
+SHA = "1111111111111111111111111111111111111111"
+NEWER = "2222222222222222222222222222222222222222"
+WORKFLOW = "release-data-prep-abc12"
+PUSH = ("push", "refs/heads/main")
+
+
+def registration(**changes) -> dict:
+    reg = {
+        "name": "data",
+        "repoUrl": "https://github.com/acme/data",
+        "installationId": 11111111,
+        "environments": [
+            {"name": "production", "argocdApp": "data-prod", "url": "https://data.example.org", "production": True,
+             "after": "staging"},
+            {"name": "staging", "argocdApp": "data-staging", "url": "https://staging.data.example.org"},
+            {"name": "docs"},
+        ],
+        "preview": {"enabled": True, "argocdApp": "data-pr-{pr}", "url": "https://pr-{pr}.data.example.org"},
+    }
+    reg.update(changes)
+    return reg
+
+
+class Env:
+    def __init__(self, gh, argo, path: Path):
+        self.gh, self.argo, self.path = gh, argo, path
+
+    def register(self, **changes) -> None:
+        self.path.write_text(yaml.safe_dump({"repoRegistrations": [registration(**changes)]}))
+
+    def item(self, environment: str, event=PUSH, pr_number="") -> dict:
+        items = plan_deployments(REPO, *event, pr_number)
+        return next(i for i in items if i["environment"] == environment)
+
+    def deploy(self, environment: str, sha=SHA, event=PUSH, pr_number="", **changes) -> dict:
+        item = {**self.item(environment, event, pr_number), **changes}
+        return deploy_environment(REPO, sha, **item, installation_id="", app_id="", workflow_name=WORKFLOW)
+
+    def deployments(self, environment: str | None = None):
+        return [d for d in self.gh.deployments(REPO) if environment in (None, d.original_environment)]
+
+    def states(self, environment: str) -> list[list[str]]:
+        return [[s.state for s in d.statuses] for d in self.deployments(environment)]
+
+    def rollout(self, app: str, sha=SHA, timeline=None):
+        return play_when_watched(self.argo, app, timeline or rollout_timeline(sha, 0.02))
+
+
+@pytest.fixture
+def env(github_env, argocd_emulator, tmp_path, monkeypatch) -> Env:
+    path = tmp_path / "registrations.yaml"
+    settings = {
+        "GSM_REGISTRATIONS": str(path),
+        "ARGOCD_SERVER_URL": argocd_emulator.url,
+        "ARGOCD_TOKEN": ARGOCD_TEST_TOKEN,
+        "ARGOCD_NAMESPACE": "argocd",
+        "ARGOCD_STABILITY_SECONDS": "0.05",
+        "ARGOCD_TIMEOUT_SECONDS": "20",
+        "ARGOCD_POLL_SECONDS": "0.05",
+        "STEP_RETRIES": "0",
+    }
+    for name in ("ARGOCD_TOKEN_FILE", "ARGOCD_PROJECT", "ARGOCD_UI_URL", "ARGOCD_INSECURE", "ARGOCD_CA_BUNDLE",
+                 "ARGOCD_REFRESH", "GITHUB_REQUIRED_CONTEXTS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    for app in ("data-staging", "data-prod", "data-pr-7"):
+        argocd_emulator.add_app(app)
+    result = Env(github_env, argocd_emulator, path)
+    result.register()
+    yield result
+    assert github_env.invalid_requests == []
+    assert argocd_emulator.invalid_requests == []
+
+
+# ------------------------------------------------------------------------------------------- planning
+
+
+def test_push_to_the_default_branch_plans_environments_in_after_order(env):
+    items = plan_deployments(REPO, *PUSH)
+    assert [i["environment"] for i in items] == ["staging", "docs", "production"]
+    assert items[2] == {"environment": "production", "argocd_app": "data-prod", "url": "https://data.example.org",
+                        "production": "true", "transient": "false", "after": "staging"}
+    assert plan_deployments(REPO, "push", "refs/heads/feature") == []
+    assert plan_deployments(REPO, "push", "refs/tags/v1") == []
+
+
+def test_pull_request_plans_its_preview_only_when_enabled(env):
+    assert plan_deployments(REPO, "pull_request", "refs/pull/7/merge", "7") == [{
+        "environment": "preview/pr-7", "argocd_app": "data-pr-7", "url": "https://pr-7.data.example.org",
+        "production": "false", "transient": "true", "after": "",
+    }]
+    env.register(preview={"enabled": False})
+    assert plan_deployments(REPO, "pull_request", "refs/pull/7/merge", "7") == []
+
+
+# ------------------------------------------------------------------------------------------- outcomes
+
+
+def test_happy_path_in_four_github_calls(env):
+    env.rollout("data-staging")
+    result = env.deploy("staging")
+    assert (result["state"], result["outcome"], result["reused"]) == ("success", "deployed", False)
+    [deployment] = env.deployments("staging")
+    assert (deployment.sha, deployment.task, deployment.auto_merge, deployment.required_contexts) == (
+        SHA, "deploy", False, [])
+    assert deployment.payload == {"workflow": WORKFLOW,
+                                  "argo_ui": "https://argo.example.com/workflows/argo/release-data-prep-abc12"}
+    assert (deployment.production_environment, deployment.transient_environment) == (False, False)
+    in_progress, success = deployment.statuses
+    assert (in_progress.state, success.state) == ("in_progress", "success")
+    assert success.log_url == f"{env.argo.url}/applications/argocd/data-staging"
+    assert success.environment_url == "https://staging.data.example.org"
+    assert success.description == "data-staging is Healthy at 1111111 in Argo CD"
+    calls = [(c.method, c.api_path) for c in env.gh.calls]
+    assert calls == [
+        ("POST", "/app/installations/11111111/access_tokens"),
+        ("POST", "/repos/acme/data/deployments"),
+        ("POST", f"/repos/acme/data/deployments/{deployment.id}/statuses"),
+        ("POST", f"/repos/acme/data/deployments/{deployment.id}/statuses"),
+    ]
+    assert env.gh.calls[-1].body["auto_inactive"] is True
+    assert env.gh.tokens_issued()[-1].permissions == {"deployments": "write", "metadata": "read"}
+
+
+def test_production_deployment_is_marked_production(env):
+    env.rollout("data-staging")
+    env.deploy("staging")
+    env.rollout("data-prod")
+    assert env.deploy("production")["state"] == "success"
+    [prod] = env.deployments("production")
+    assert prod.production_environment and [s.state for s in prod.statuses] == ["in_progress", "success"]
+
+
+def test_degraded_fails_the_step_and_clips_argo_cds_message(env):
+    message = "Deployment data exceeded its progress deadline: " + " ".join(f"pod-{i} crashlooping" for i in range(30))
+    env.rollout("data-staging", timeline=degraded_timeline(SHA, 0.02, message=message))
+    with pytest.raises(DataError) as err:
+        env.deploy("staging")
+    assert err.value.summary.startswith("staging: data-staging at 1111111: health Degraded: Deployment data")
+    assert env.states("staging") == [["in_progress", "failure"]]
+    failure = env.deployments("staging")[0].statuses[-1].description
+    assert len(failure) <= 140 and failure.endswith("…") and "crashlooping" in failure
+
+
+def test_timed_out_is_an_infra_error_with_an_error_status(env, monkeypatch):
+    monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "0.3")
+    with pytest.raises(InfraError) as err:
+        env.deploy("staging")
+    assert "Timed out: data-staging not Healthy at 1111111 after 0.3 s" in err.value.summary
+    assert env.states("staging") == [["in_progress", "error"]]
+
+
+def test_superseded_ends_inactive_and_the_step_succeeds(env):
+    env.rollout("data-staging", timeline=superseded_timeline(SHA, NEWER, 0.02))
+    result = env.deploy("staging")
+    assert (result["state"], result["outcome"]) == ("inactive", "superseded")
+    assert env.states("staging") == [["in_progress", "inactive"]]
+    assert result["description"].startswith("Superseded: Argo CD synced 2222222 instead")
+
+
+def test_retry_reuses_the_deployment_it_created(env, monkeypatch):
+    monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "0.3")
+    with pytest.raises(InfraError):
+        env.deploy("staging")
+    monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "5")
+    monkeypatch.setenv("STEP_RETRIES", "1")
+    calls_before = len(env.gh.calls)
+    env.rollout("data-staging")
+    result = env.deploy("staging")
+    assert result["reused"] is True
+    assert len(env.deployments("staging")) == 1
+    assert env.states("staging") == [["in_progress", "error", "in_progress", "success"]]
+    retry_calls = [(c.method, c.api_path, c.query) for c in env.gh.calls[calls_before:]]
+    assert retry_calls[1] == ("GET", "/repos/acme/data/deployments",
+                              {"sha": SHA, "environment": "staging", "task": "deploy", "per_page": "1"})
+    assert len(retry_calls) == 4
+
+
+def test_unknown_retry_count_looks_before_creating(env, monkeypatch):
+    monkeypatch.delenv("STEP_RETRIES")
+    env.rollout("data-staging")
+    assert env.deploy("staging")["reused"] is False
+    assert [c.method for c in env.gh.calls].count("GET") == 1
+    assert len(env.deployments("staging")) == 1
+
+
+def test_a_newer_success_makes_the_older_deployment_inactive(env):
+    env.rollout("data-staging")
+    env.deploy("staging")
+    env.rollout("data-staging", timeline=rollout_timeline(NEWER, 0.02))
+    env.deploy("staging", sha=NEWER)
+    older, newer = env.deployments("staging")
+    assert [s.state for s in older.statuses] == ["in_progress", "success", "inactive"]
+    assert older.statuses[-1].auto and [s.state for s in newer.statuses] == ["in_progress", "success"]
+
+
+def test_environment_without_argocd_app_succeeds_at_once(env):
+    result = env.deploy("docs")
+    assert result["state"] == "success"
+    assert env.states("docs") == [["success"]]
+    assert result["description"] == "No Argo CD application for docs: marked deployed without a health check"
+    assert len(env.gh.calls) == 3
+
+
+# ----------------------------------------------------------------------------------------------- after
+
+
+def test_after_gate_refuses_production_before_staging_succeeded(env):
+    with pytest.raises(DataError) as err:
+        env.deploy("production")
+    assert err.value.summary == "staging did not succeed for 1111111 (no deployment); not deploying production"
+    assert env.deployments("production") == []
+
+
+def test_after_gate_waits_for_a_staging_rollout_still_running(env):
+    failures = []
+
+    def staging():
+        try:
+            env.deploy("staging")
+        except Exception as exc:  # reported below; a thread cannot fail the test itself
+            failures.append(exc)
+
+    worker = threading.Thread(target=staging)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while env.states("staging") != [["in_progress"]] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(InfraError, match="staging is still deploying 1111111 \\(in_progress\\)"):
+        env.deploy("production")
+    env.rollout("data-staging")
+    worker.join()
+    assert failures == []
+    env.rollout("data-prod")
+    assert env.deploy("production")["state"] == "success"
+
+
+def test_after_gate_refuses_when_staging_failed(env):
+    env.rollout("data-staging", timeline=degraded_timeline(SHA, 0.02))
+    with pytest.raises(DataError):
+        env.deploy("staging")
+    with pytest.raises(DataError, match="staging did not succeed for 1111111 \\(failure\\)"):
+        env.deploy("production")
+
+
+# ---------------------------------------------------------------------------------------------- previews
+
+
+def test_preview_is_transient_and_cleaned_up_on_close(env):
+    pr = ("pull_request", "refs/pull/7/merge")
+    env.rollout("data-pr-7")
+    env.deploy("preview/pr-7", event=pr, pr_number="7")
+    env.rollout("data-pr-7", timeline=rollout_timeline(NEWER, 0.02))
+    env.deploy("preview/pr-7", sha=NEWER, event=pr, pr_number="7")
+    previews = env.deployments("preview/pr-7")
+    assert [d.transient_environment for d in previews] == [True, True]
+    assert previews[1].statuses[-1].environment_url == "https://pr-7.data.example.org"
+    result = deactivate_preview(REPO, "7")
+    assert result == {"repo": REPO, "environment": "preview/pr-7", "deactivated": 2, "deleted": 0}
+    assert all(d.state == "inactive" and d.destroyed for d in env.deployments("preview/pr-7"))
+
+
+def test_preview_deleted_on_close_when_registered_so(env):
+    env.register(preview={"enabled": True, "argocdApp": "data-pr-{pr}", "deleteOnClose": True})
+    env.rollout("data-pr-7")
+    env.deploy("preview/pr-7", event=("pull_request", "refs/pull/7/merge"), pr_number="7")
+    env.rollout("data-staging")
+    env.deploy("staging")
+    assert deactivate_preview(REPO, "7")["deleted"] == 1
+    assert env.deployments("preview/pr-7") == [] and len(env.deployments("staging")) == 1
+
+
+def test_preview_not_enabled_is_refused(env):
+    env.register(preview={"enabled": False})
+    with pytest.raises(ConfigError, match="previews are not enabled for acme/data"):
+        deploy_environment(REPO, SHA, "preview/pr-7", "data-pr-7", transient="true")
+
+
+# ------------------------------------------------------------------------------------------ bad config
+
+
+def test_unknown_environment_is_refused_before_any_call(env):
+    with pytest.raises(ConfigError) as err:
+        deploy_environment(REPO, SHA, "qa", "data-qa")
+    assert err.value.summary.startswith("environment 'qa' is not registered for acme/data (known: production, ")
+    assert env.gh.calls == [] and env.argo.calls == []
+
+
+def test_missing_argo_cd_app_fails_the_deployment_with_both_causes(env):
+    with pytest.raises(ConfigError) as err:
+        env.deploy("staging", argocd_app="data-missing")
+    assert "either it does not exist or the token lacks 'applications, get' permission" in err.value.summary
+    [deployment] = env.deployments("staging")
+    assert [s.state for s in deployment.statuses] == ["in_progress", "failure"]
+    assert deployment.statuses[-1].description.startswith("Argo CD answered 403 for application 'data-missing'")
+
+
+def test_missing_argo_cd_app_with_a_project_is_reported_missing(env):
+    env.register(argocd={"project": "default"})
+    with pytest.raises(ConfigError, match="Argo CD has no application 'data-missing' in project 'default'"):
+        env.deploy("staging", argocd_app="data-missing")
+
+
+def test_required_contexts_that_fail_are_a_data_error(env, monkeypatch):
+    monkeypatch.setenv("GITHUB_REQUIRED_CONTEXTS", '["ci/build"]')
+    with pytest.raises(DataError, match="required status contexts are not all successful"):
+        env.deploy("staging")
+    assert env.gh.calls[1].body["required_contexts"] == ["ci/build"]
+
+
+@pytest.mark.parametrize(("name", "value"), [("GITHUB_REQUIRED_CONTEXTS", "ci/build"), ("ARGOCD_SERVER_URL", "")])
+def test_bad_settings_are_refused_before_any_call(env, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError):
+        env.deploy("staging")
+    assert env.gh.calls == []
+
+
+# ----------------------------------------------------------------------------------------- record mode
+
+
+def test_record_file_mode_sends_nothing_and_reads_its_own_record(env, monkeypatch, tmp_path):
+    record = tmp_path / "github.jsonl"
+    monkeypatch.setenv("GITHUB_RECORD_FILE", str(record))
+    monkeypatch.delenv("STEP_RETRIES")
+    env.rollout("data-staging")
+    first = env.deploy("staging")
+    again = env.deploy("staging")
+    env.rollout("data-prod")
+    env.deploy("production")
+    assert (first["reused"], again["reused"], again["deployment_id"]) == (False, True, first["deployment_id"])
+    env.register(preview={"enabled": True, "argocdApp": "data-pr-{pr}", "deleteOnClose": True})
+    env.rollout("data-pr-7")
+    env.deploy("preview/pr-7", event=("pull_request", "refs/pull/7/merge"), pr_number="7")
+    assert deactivate_preview(REPO, "7")["deleted"] == 1
+    entries = [json.loads(line) for line in record.read_text().splitlines()]
+    kinds = [(e["kind"], e.get("environment"), e.get("state")) for e in entries]
+    assert kinds == [
+        ("deployment", "staging", None),
+        ("deployment_status", "staging", "in_progress"),
+        ("deployment_status", "staging", "success"),
+        ("deployment_status", "staging", "in_progress"),
+        ("deployment_status", "staging", "success"),
+        ("deployment", "production", None),
+        ("deployment_status", "production", "in_progress"),
+        ("deployment_status", "production", "success"),
+        ("deployment", "preview/pr-7", None),
+        ("deployment_status", "preview/pr-7", "in_progress"),
+        ("deployment_status", "preview/pr-7", "success"),
+        ("deployment_status", "preview/pr-7", "inactive"),
+        ("deployment_delete", None, None),
+    ]
+    assert entries[0]["auto_merge"] is False and entries[5]["production_environment"] is True
+    assert env.gh.calls == []

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.config import ConfigFileError, env_overrides, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "hera_config.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def registration(**kw):
+    return {"name": "acme-data", "repoUrl": "https://github.com/acme/data", "installationId": 11111111, **kw}
+
+
+def test_committed_config_loads_with_registrations_over_two_installations():
+    config = load_config(ROOT / "hera_config.yaml")
+    ids = {r.installation_id for r in config.repo_registrations}
+    assert len(config.repo_registrations) >= 3 and len(ids) == 2
+    assert config.registration("ACME/data").name == "acme-data"
+    assert config.image.tag == "0.1.0"
+
+
+def test_defaults_apply(tmp_path):
+    config = load_config(write(tmp_path, {"repoRegistrations": [registration()]}))
+    reg = config.repo_registrations[0]
+    assert reg.default_branch == "main" and reg.events == ["push", "pull_request"]
+    assert config.github.status_context == "release-data-prep"
+    assert config.github.api_url == "https://api.github.com"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"github": {"bogus": 1}}, "github.bogus: Extra inputs are not permitted"),
+        ({"repoRegistrations": [registration(installationId="123")]}, "repoRegistrations[0].installationId"),
+        ({"repoRegistrations": [registration(installationId=1.5)]}, "write a plain integer"),
+        ({"repoRegistrations": [registration(repoUrl="git@github.com:acme/data.git")]}, "not a GitHub HTTPS URL"),
+        ({"repoRegistrations": [registration(repoUrl="http://github.com/acme/data")]}, "not a GitHub HTTPS URL"),
+        (
+            {"repoRegistrations": [registration(), registration(repoUrl="https://github.com/acme/x")]},
+            "duplicate registration names ['acme-data']",
+        ),
+        ({"repoRegistrations": [registration(), registration(name="other")]}, "registered twice"),
+        ({"workflow": {"tableParallelism": 0}}, "workflow.tableParallelism"),
+        (
+            {"repoRegistrations": [registration(environments=[{"name": "prod", "after": "staging"}])]},
+            "unknown environment 'staging'",
+        ),
+        ({"repoRegistrations": [registration(installationId=None)]}, "no installationId and no app id"),
+        ({"repoRegistrations": [registration(dataPath="../etc")]}, "relative path inside the repository"),
+    ],
+)
+def test_invalid_config_names_file_key_path_and_fix(tmp_path, data, expected):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert expected in message
+
+
+def test_ghes_repo_urls_must_match_the_api_host(tmp_path):
+    data = {
+        "github": {"apiUrl": "https://ghe.example.com/api/v3", "appId": 7},
+        "repoRegistrations": [registration(repoUrl="https://ghe.example.com/acme/data")],
+    }
+    config = load_config(write(tmp_path, data))
+    assert config.github.is_enterprise and config.repo_registrations[0].full_name == "acme/data"
+    data["repoRegistrations"][0]["repoUrl"] = "https://github.com/acme/data"
+    with pytest.raises(ConfigFileError, match="does not match github.apiUrl"):
+        load_config(write(tmp_path, data))
+
+
+def test_large_installation_ids_stay_integers(tmp_path):
+    config = load_config(write(tmp_path, {"repoRegistrations": [registration(installationId=98663092123)]}))
+    assert config.repo_registrations[0].installation_id == 98663092123
+
+
+def test_env_overrides_scalar_settings(tmp_path):
+    path = write(tmp_path, {"s3": {"bucket": "from-file"}})
+    config = load_config(
+        path, environ={"GSM_S3_BUCKET": "from-env", "GSM_GITHUB_APP_ID": "42", "GSM_ARGO_VERIFY_TLS": "false"}
+    )
+    assert config.s3.bucket == "from-env"
+    assert config.github.app_id == 42
+    assert config.argo.verify_tls is False
+
+
+def test_unknown_env_override_is_refused():
+    with pytest.raises(ConfigFileError, match="GSM_GITHUB_NOPE names no setting"):
+        env_overrides({"GSM_GITHUB_NOPE": "1"})
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigFileError, match="cannot read YAML"):
+        load_config(write(tmp_path, "a: [b"))
+    with pytest.raises(ConfigFileError, match="no such file"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigFileError, match="top level must be a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
