@@ -46,6 +46,7 @@ def main(argv: list[str]) -> int:
         return run("-m", "pipelines", "run", *argv[1:])
     for cmd in (
         ("-m", "ruff", "check", "."),
+        ("-m", "ruff", "format", "--check", "."),
         ("-m", "pipelines", "render", "--check"),
         ("-m", "pipelines", "lint"),
         ("-m", "pytest", *argv[1:]),

@@ -58,20 +58,22 @@ def setup(tmp: Path, gh: SeededGitHubEmulator, argo: ArgoCDEmulator) -> None:
         "environments": [{"name": "staging", "argocdApp": APP, "url": "https://staging.example.org"}],
     }
     registrations.write_text(yaml.safe_dump({"repoRegistrations": [registration]}))
-    os.environ.update({
-        "GITHUB_API_URL": gh.url,
-        "GITHUB_APP_ID": str(gh.app_id),
-        "GITHUB_APP_PRIVATE_KEY_PATH": str(key),
-        "GITHUB_TARGET_URL": "https://argo.example.com/workflows/argo/bench",
-        "GSM_REGISTRATIONS": str(registrations),
-        "ARGOCD_SERVER_URL": argo.url,
-        "ARGOCD_TOKEN": TOKEN,
-        "ARGOCD_NAMESPACE": "argocd",
-        "ARGOCD_STABILITY_SECONDS": "0",
-        "ARGOCD_TIMEOUT_SECONDS": "60",
-        "STEP_RETRIES": "0",
-        "STEP_LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(
+        {
+            "GITHUB_API_URL": gh.url,
+            "GITHUB_APP_ID": str(gh.app_id),
+            "GITHUB_APP_PRIVATE_KEY_PATH": str(key),
+            "GITHUB_TARGET_URL": "https://argo.example.com/workflows/argo/bench",
+            "GSM_REGISTRATIONS": str(registrations),
+            "ARGOCD_SERVER_URL": argo.url,
+            "ARGOCD_TOKEN": TOKEN,
+            "ARGOCD_NAMESPACE": "argocd",
+            "ARGOCD_STABILITY_SECONDS": "0",
+            "ARGOCD_TIMEOUT_SECONDS": "60",
+            "STEP_RETRIES": "0",
+            "STEP_LOG_LEVEL": "WARNING",
+        }
+    )
     for name in ("GITHUB_RECORD_FILE", "ARGOCD_TOKEN_FILE", "GITHUB_REQUIRED_CONTEXTS", "STEP_TERMINATION_LOG"):
         os.environ.pop(name, None)
     argo.add_token(TOKEN)
@@ -168,11 +170,15 @@ def main() -> None:
         "target_calls_at_most_4": max(stream_calls + poll_calls) <= 4,
         "machine": machine(),
     }
-    print(f"stream: median {figures['stream_median_s'] * 1000:.1f} ms, p95 {figures['stream_p95_s'] * 1000:.1f} ms "
-          f"over {args.runs} runs; GitHub calls per deployment: {sorted(set(stream_calls))}")
-    print(f"poll every {args.poll_seconds:g} s: median {figures['poll_median_s']:.3f} s, p95 "
-          f"{figures['poll_p95_s']:.3f} s over {args.poll_runs} runs "
-          f"(x{figures['poll_to_stream_median_ratio']:g} the stream's median)")
+    print(
+        f"stream: median {figures['stream_median_s'] * 1000:.1f} ms, p95 {figures['stream_p95_s'] * 1000:.1f} ms "
+        f"over {args.runs} runs; GitHub calls per deployment: {sorted(set(stream_calls))}"
+    )
+    print(
+        f"poll every {args.poll_seconds:g} s: median {figures['poll_median_s']:.3f} s, p95 "
+        f"{figures['poll_p95_s']:.3f} s over {args.poll_runs} runs "
+        f"(x{figures['poll_to_stream_median_ratio']:g} the stream's median)"
+    )
     print(json.dumps(figures))
 
 

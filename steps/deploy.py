@@ -214,8 +214,15 @@ def deploy_environment(
     if deployment_id is None:
         payload = {"workflow": workflow_name, "argo_ui": github.target_url}
         description = clip(f"{short(sha)} to {environment}" + (f" by {workflow_name}" if workflow_name else ""))
-        deployment_id = api.create(sha, environment, production=is_production, transient=is_transient,
-                                   payload=payload, required_contexts=contexts, description=description)
+        deployment_id = api.create(
+            sha,
+            environment,
+            production=is_production,
+            transient=is_transient,
+            payload=payload,
+            required_contexts=contexts,
+            description=description,
+        )
     log.info("%s deployment %s of %s@%s", "reusing" if reused else "created", deployment_id, repo, short(sha))
 
     log_url = github.target_url
@@ -224,13 +231,20 @@ def deploy_environment(
 
     def report(state: str, text: str) -> str:
         text = clip(text)
-        api.set_status(deployment_id, state, text, log_url=log_url, environment_url=url,
-                       auto_inactive=True if state == "success" else None)
+        api.set_status(
+            deployment_id,
+            state,
+            text,
+            log_url=log_url,
+            environment_url=url,
+            auto_inactive=True if state == "success" else None,
+        )
         return text
 
     def result(state: str, text: str, outcome: str, reason: str) -> dict:
-        return asdict(DeployResult(repo, sha, environment, deployment_id, reused, state, text, outcome, reason,
-                                   log_url, url))
+        return asdict(
+            DeployResult(repo, sha, environment, deployment_id, reused, state, text, outcome, reason, log_url, url)
+        )
 
     if argocd is None:
         text = report("success", f"No Argo CD application for {environment}: marked deployed without a health check")
@@ -247,8 +261,16 @@ def deploy_environment(
         raise
     state = DEPLOYMENT_STATE[outcome.kind]
     text = report(state, outcome_description(outcome.kind, argocd_app, sha, outcome.reason))
-    log.info("%s %s@%s: %s via %s in %.1f s (%s)", environment, repo, short(sha), outcome.kind, outcome.via,
-             outcome.elapsed_seconds, outcome.reason)
+    log.info(
+        "%s %s@%s: %s via %s in %.1f s (%s)",
+        environment,
+        repo,
+        short(sha),
+        outcome.kind,
+        outcome.via,
+        outcome.elapsed_seconds,
+        outcome.reason,
+    )
     if outcome.kind == "degraded":
         raise DataError(f"{environment}: {text}", detail=outcome.reason)
     if outcome.kind == "timed_out":

@@ -94,9 +94,7 @@ def check_table(repo: str, sha: str, table: str) -> dict[str, Any]:
 
 
 @step
-def publish(
-    repo: str, sha: str, event: str, ref: str, pr_number: str = "", workflow_name: str = ""
-) -> dict[str, Any]:
+def publish(repo: str, sha: str, event: str, ref: str, pr_number: str = "", workflow_name: str = "") -> dict[str, Any]:
     """Step: build typed Parquet, statistics and the manifest, then publish them (manifest last).
 
     Writes ``summary.json`` to the workspace: where the release went and what it holds, for the
@@ -133,9 +131,7 @@ def publish(
 
 
 @step
-def register(
-    repo: str, sha: str, event: str, ref: str, pr_number: str = "", run_id: str = ""
-) -> dict[str, Any]:
+def register(repo: str, sha: str, event: str, ref: str, pr_number: str = "", run_id: str = "") -> dict[str, Any]:
     """Step: record the published release as the latest of its branch or pull request."""
     summary = read_summary()
     if not summary or not summary.get("manifest_key"):

@@ -117,8 +117,7 @@ def _wait(run: LocalRun, progress: Progress, stderr: TextIO) -> RunResult:
             interrupts += 1
             if interrupts == 1:
                 stderr.write(
-                    "\nstopping: running steps are killed, the exit handler still runs "
-                    "(Ctrl-C again to kill it too)\n"
+                    "\nstopping: running steps are killed, the exit handler still runs (Ctrl-C again to kill it too)\n"
                 )
                 run.stop()
             else:
@@ -232,9 +231,7 @@ def add_parser(add: Callable[[str, str], argparse.ArgumentParser]) -> argparse.A
     """Create the ``run`` sub-command with ``add(name, help)`` (which already adds ``--config``)."""
     p = add("run", "run the release-data-prep WorkflowTemplate on this machine (no cluster, no credentials)")
     p.add_argument("--repo", help=f"owner/name (default: {LOCAL_REPO}, a synthetic unregistered repository)")
-    p.add_argument(
-        "--sha", help="40-hex commit id (default: SHA-1 of the data directory's names and contents)"
-    )
+    p.add_argument("--sha", help="40-hex commit id (default: SHA-1 of the data directory's names and contents)")
     p.add_argument(
         "--data",
         help=f"release-data directory to run on (default: {DEFAULT_DATA}; with --repo and "
@@ -248,9 +245,7 @@ def add_parser(add: Callable[[str, str], argparse.ArgumentParser]) -> argparse.A
         metavar="NAME=VALUE",
         help="set a workflow argument (repeatable), e.g. -p deploy=false",
     )
-    p.add_argument(
-        "--workdir", default=str(LOCAL_ROOT), help="where runs/ and store/ go (default: .local-run)"
-    )
+    p.add_argument("--workdir", default=str(LOCAL_ROOT), help="where runs/ and store/ go (default: .local-run)")
     p.add_argument(
         "--store",
         help="artifact store: a directory (default: WORKDIR/store) or s3://BUCKET/PREFIX (credentials from "
@@ -265,9 +260,7 @@ def add_parser(add: Callable[[str, str], argparse.ArgumentParser]) -> argparse.A
         metavar="DIR",
         help="run the committed YAML under DIR (default: manifests) instead of rendering in memory",
     )
-    p.add_argument(
-        "--template", help="WorkflowTemplate to run (default: workflow.templateName of the config)"
-    )
+    p.add_argument("--template", help="WorkflowTemplate to run (default: workflow.templateName of the config)")
     p.add_argument(
         "--fast-retries",
         action=argparse.BooleanOptionalAction,

@@ -43,9 +43,7 @@ def _record_line(entry: Mapping[str, Any]) -> str:
 
 
 def _files(directory: Path) -> list[tuple[str, int]]:
-    return sorted(
-        (p.relative_to(directory).as_posix(), p.stat().st_size) for p in directory.rglob("*") if p.is_file()
-    )
+    return sorted((p.relative_to(directory).as_posix(), p.stat().st_size) for p in directory.rglob("*") if p.is_file())
 
 
 def registry_entry(index: Path, ref: str, sha: str, rel: Callable[[Path], str], workflow: str) -> list[str]:

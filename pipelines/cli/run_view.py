@@ -72,9 +72,7 @@ class RowState:
         started = [n.started_at for n in mine if n.started_at]
         ended = [n.finished_at or time.time() for n in mine if n.started_at]
         self.elapsed = (max(ended) - min(started)) if started else None
-        failed = [
-            n for n in mine if n.phase in FAILED and n.message and n.type in ("Pod", "Skipped")
-        ]
+        failed = [n for n in mine if n.phase in FAILED and n.message and n.type in ("Pod", "Skipped")]
         self.message = failed[0].message if failed and self.status in ("failed", "error") else ""
         if self.status == "waiting" and main is not None:
             self.message = main.message
@@ -143,15 +141,11 @@ class Progress:
         """Redraw the live table in place (no-op in plain mode)."""
         if not self.live:
             return
-        lines = [
-            f"\x1b[1m{self.name or 'starting'}\x1b[0m  {phase}  {fmt_seconds(time.time() - self.started)}"
-        ]
+        lines = [f"\x1b[1m{self.name or 'starting'}\x1b[0m  {phase}  {fmt_seconds(time.time() - self.started)}"]
         width = shutil.get_terminal_size((100, 24)).columns - 1
         for state in self.states(finished=phase != "Running"):
             color = _COLORS.get(state.status, "0")
-            extra = "  ".join(
-                x for x in (state.count, f"retried {state.retries}x" if state.retries else "") if x
-            )
+            extra = "  ".join(x for x in (state.count, f"retried {state.retries}x" if state.retries else "") if x)
             plain = f"  {state.status:<9}  {state.label():<34} {fmt_seconds(state.elapsed):>7}"
             plain += f"  {extra}" if extra else ""
             text = f"  \x1b[{color}m{state.status:<9}\x1b[0m" + plain[11:width]

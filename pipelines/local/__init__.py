@@ -4,7 +4,6 @@ The input is the resource Argo CD syncs, not a parallel Python path; docs/local-
 interpreted as Argo's controller does, what gets a local stand-in, and what is refused.
 """
 
-
 from pipelines.local.depends import parse_depends
 from pipelines.local.executor import LocalRun, run_workflow
 from pipelines.local.expressions import (

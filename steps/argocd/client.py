@@ -219,7 +219,8 @@ class ArgoCDClient:
             )
         if response.status_code == 404:
             return ConfigError(
-                f"Argo CD has no application {name!r}" + (f" in project {project!r}" if project else "")
+                f"Argo CD has no application {name!r}"
+                + (f" in project {project!r}" if project else "")
                 + "; check argocdApp in the registration and that the Application was synced"
             )
         return InfraError(f"Argo CD answered {response.status_code} for application {name!r}: {message}".strip())
@@ -396,8 +397,11 @@ class _Feed(threading.Thread):
                         return True
                 reason = "ended"
             except StreamUnavailable as exc:
-                log.warning("Argo CD watch stream unavailable (%s); polling every %g s instead",
-                            exc, self.client.settings.poll_seconds)
+                log.warning(
+                    "Argo CD watch stream unavailable (%s); polling every %g s instead",
+                    exc,
+                    self.client.settings.poll_seconds,
+                )
                 return False
             except (requests.RequestException, Urllib3Error, OSError, InfraError) as exc:
                 reason = type(exc).__name__
@@ -433,8 +437,14 @@ class _Wait:
 
     def outcome(self, kind: OutcomeKind, reason: str, feed: _Feed | None, revision: str = "") -> Outcome:
         return Outcome(
-            kind, reason, self.app, self.sha, revision, round(time.monotonic() - self.started, 3),
-            feed.via if feed else "stream", feed.reconnects if feed else 0,
+            kind,
+            reason,
+            self.app,
+            self.sha,
+            revision,
+            round(time.monotonic() - self.started, 3),
+            feed.via if feed else "stream",
+            feed.reconnects if feed else 0,
         )
 
     def first_look(self, refresh: bool) -> dict[str, Any] | None:

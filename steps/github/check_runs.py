@@ -61,8 +61,7 @@ def check_output(title: str, summary: str) -> tuple[str, str]:
         raise ConfigError(f"check run title must have 1 to {CHECK_TITLE_LIMIT} characters, got {len(title)}")
     if len(summary) > CHECK_SUMMARY_LIMIT:
         raise ConfigError(
-            f"check run summary has {len(summary):,} characters, "
-            f"GitHub takes {CHECK_SUMMARY_LIMIT:,}; truncate it"
+            f"check run summary has {len(summary):,} characters, GitHub takes {CHECK_SUMMARY_LIMIT:,}; truncate it"
         )
     return title, summary
 

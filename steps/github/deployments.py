@@ -57,25 +57,49 @@ class GitHubDeployments:
     def find(self, sha: str, environment: str) -> int | None:
         """The id of the newest ``deploy`` deployment of ``sha`` to ``environment``, or None."""
         found = self._request(
-            f"find the {environment} deployment of {short(sha)}", "GET", "/deployments",
+            f"find the {environment} deployment of {short(sha)}",
+            "GET",
+            "/deployments",
             parameters={"sha": sha, "environment": environment, "task": TASK, "per_page": 1},
         )
         return int(found[0]["id"]) if found else None
 
-    def create(self, sha: str, environment: str, *, production: bool, transient: bool, payload: dict[str, Any],
-               required_contexts: list[str], description: str) -> int:
+    def create(
+        self,
+        sha: str,
+        environment: str,
+        *,
+        production: bool,
+        transient: bool,
+        payload: dict[str, Any],
+        required_contexts: list[str],
+        description: str,
+    ) -> int:
         """Create a deployment (``auto_merge: false``, explicit ``required_contexts``); return its id."""
         body = {
-            "ref": sha, "task": TASK, "auto_merge": False, "required_contexts": required_contexts,
-            "payload": payload, "environment": environment, "description": description,
-            "production_environment": production, "transient_environment": transient,
+            "ref": sha,
+            "task": TASK,
+            "auto_merge": False,
+            "required_contexts": required_contexts,
+            "payload": payload,
+            "environment": environment,
+            "description": description,
+            "production_environment": production,
+            "transient_environment": transient,
         }
-        data = self._request(f"create the {environment} deployment of {short(sha)}", "POST", "/deployments",
-                             input=body)
+        data = self._request(f"create the {environment} deployment of {short(sha)}", "POST", "/deployments", input=body)
         return int(data["id"])
 
-    def set_status(self, deployment_id: int, state: str, description: str, *, log_url: str = "",
-                   environment_url: str = "", auto_inactive: bool | None = None) -> None:
+    def set_status(
+        self,
+        deployment_id: int,
+        state: str,
+        description: str,
+        *,
+        log_url: str = "",
+        environment_url: str = "",
+        auto_inactive: bool | None = None,
+    ) -> None:
         """Add a status (description clipped to 140 characters at a word boundary)."""
         body: dict[str, Any] = {"state": state, "description": clip(description)}
         if log_url:
@@ -84,13 +108,18 @@ class GitHubDeployments:
             body["environment_url"] = environment_url
         if auto_inactive is not None:
             body["auto_inactive"] = auto_inactive
-        self._request(f"set deployment {deployment_id} {state}", "POST", f"/deployments/{deployment_id}/statuses",
-                      input=body)
+        self._request(
+            f"set deployment {deployment_id} {state}", "POST", f"/deployments/{deployment_id}/statuses", input=body
+        )
 
     def states(self, deployment_id: int) -> list[str]:
         """The states of a deployment's statuses, newest first."""
-        found = self._request(f"read the statuses of deployment {deployment_id}", "GET",
-                              f"/deployments/{deployment_id}/statuses", parameters={"per_page": 100})
+        found = self._request(
+            f"read the statuses of deployment {deployment_id}",
+            "GET",
+            f"/deployments/{deployment_id}/statuses",
+            parameters={"per_page": 100},
+        )
         return [str(s["state"]) for s in found]
 
     def ids(self, environment: str) -> list[int]:
@@ -133,22 +162,62 @@ class RecordedDeployments:
         found = [e for e in self._live() if e["sha"] == sha and e["environment"] == environment]
         return int(found[-1]["id"]) if found else None
 
-    def create(self, sha: str, environment: str, *, production: bool, transient: bool, payload: dict[str, Any],
-               required_contexts: list[str], description: str) -> int:
+    def create(
+        self,
+        sha: str,
+        environment: str,
+        *,
+        production: bool,
+        transient: bool,
+        payload: dict[str, Any],
+        required_contexts: list[str],
+        description: str,
+    ) -> int:
         """Same as ``GitHubDeployments.create``."""
         new_id = len(self._entries("deployment")) + 1
-        record(self.path, "deployment", repo=self.repo, id=new_id, sha=sha, ref=sha, task=TASK,
-               environment=environment, auto_merge=False, required_contexts=required_contexts, payload=payload,
-               description=description, production_environment=production, transient_environment=transient)
+        record(
+            self.path,
+            "deployment",
+            repo=self.repo,
+            id=new_id,
+            sha=sha,
+            ref=sha,
+            task=TASK,
+            environment=environment,
+            auto_merge=False,
+            required_contexts=required_contexts,
+            payload=payload,
+            description=description,
+            production_environment=production,
+            transient_environment=transient,
+        )
         return new_id
 
-    def set_status(self, deployment_id: int, state: str, description: str, *, log_url: str = "",
-                   environment_url: str = "", auto_inactive: bool | None = None) -> None:
+    def set_status(
+        self,
+        deployment_id: int,
+        state: str,
+        description: str,
+        *,
+        log_url: str = "",
+        environment_url: str = "",
+        auto_inactive: bool | None = None,
+    ) -> None:
         """Same as ``GitHubDeployments.set_status``."""
         deployment = next(e for e in self._entries("deployment") if e["id"] == deployment_id)
-        record(self.path, "deployment_status", repo=self.repo, deployment_id=deployment_id, sha=deployment["sha"],
-               environment=deployment["environment"], state=state, description=clip(description), log_url=log_url,
-               environment_url=environment_url, auto_inactive=auto_inactive)
+        record(
+            self.path,
+            "deployment_status",
+            repo=self.repo,
+            deployment_id=deployment_id,
+            sha=deployment["sha"],
+            environment=deployment["environment"],
+            state=state,
+            description=clip(description),
+            log_url=log_url,
+            environment_url=environment_url,
+            auto_inactive=auto_inactive,
+        )
 
     def states(self, deployment_id: int) -> list[str]:
         """Same as ``GitHubDeployments.states``."""
@@ -173,7 +242,7 @@ def required_contexts(environ: Mapping[str, str] | None = None) -> list[str]:
     except json.JSONDecodeError:
         value = None
     if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-        raise ConfigError(f"{REQUIRED_CONTEXTS_ENV} must be a JSON list of strings, e.g. [\"ci/build\"]")
+        raise ConfigError(f'{REQUIRED_CONTEXTS_ENV} must be a JSON list of strings, e.g. ["ci/build"]')
     return value
 
 

@@ -109,8 +109,10 @@ def test_timed_out_names_the_last_state(argocd_emulator):
     play_when_watched(argocd_emulator, APP, rollout_timeline(SHA, 0.02)[:2])
     outcome = wait(argocd_emulator, timeout=1.5)
     assert outcome.kind == "timed_out"
-    assert outcome.reason == "data-staging not Healthy at 1111111 after 1.5 s (OutOfSync at 1111111, last sync " \
+    assert (
+        outcome.reason == "data-staging not Healthy at 1111111 after 1.5 s (OutOfSync at 1111111, last sync "
         "Running at 1111111, health Healthy)"
+    )
     assert streams_closed(argocd_emulator)
 
 
@@ -245,8 +247,13 @@ def test_settings_from_env_read_the_token_file_and_tls_options(tmp_path):
     token_file.write_text("file-token\n")
     ca = tmp_path / "ca.pem"
     ca.write_text("-")
-    env = {"ARGOCD_SERVER_URL": "https://argocd.example.org/", "ARGOCD_TOKEN_FILE": str(token_file),
-           "ARGOCD_TOKEN": "env-token", "ARGOCD_CA_BUNDLE": str(ca), "ARGOCD_STABILITY_SECONDS": "0.5"}
+    env = {
+        "ARGOCD_SERVER_URL": "https://argocd.example.org/",
+        "ARGOCD_TOKEN_FILE": str(token_file),
+        "ARGOCD_TOKEN": "env-token",
+        "ARGOCD_CA_BUNDLE": str(ca),
+        "ARGOCD_STABILITY_SECONDS": "0.5",
+    }
     settings = ArgoCDSettings.from_env(env)
     assert (settings.server_url, settings.token) == ("https://argocd.example.org", "file-token")
     assert settings.verify == str(ca)
@@ -262,10 +269,14 @@ def test_settings_from_env_read_the_token_file_and_tls_options(tmp_path):
     [
         ({"ARGOCD_TOKEN": "t"}, "ARGOCD_SERVER_URL='' is not an http(s) URL"),
         ({"ARGOCD_SERVER_URL": "https://a", "ARGOCD_TOKEN_FILE": "/nonexistent/token"}, "cannot be read"),
-        ({"ARGOCD_SERVER_URL": "https://a", "ARGOCD_TOKEN": "t", "ARGOCD_CA_BUNDLE": "/nonexistent/ca"},
-         "ARGOCD_CA_BUNDLE /nonexistent/ca does not exist"),
-        ({"ARGOCD_SERVER_URL": "https://a", "ARGOCD_TOKEN": "t", "ARGOCD_TIMEOUT_SECONDS": "soon"},
-         "ARGOCD_TIMEOUT_SECONDS='soon' is not a number"),
+        (
+            {"ARGOCD_SERVER_URL": "https://a", "ARGOCD_TOKEN": "t", "ARGOCD_CA_BUNDLE": "/nonexistent/ca"},
+            "ARGOCD_CA_BUNDLE /nonexistent/ca does not exist",
+        ),
+        (
+            {"ARGOCD_SERVER_URL": "https://a", "ARGOCD_TOKEN": "t", "ARGOCD_TIMEOUT_SECONDS": "soon"},
+            "ARGOCD_TIMEOUT_SECONDS='soon' is not a number",
+        ),
     ],
 )
 def test_bad_settings_are_config_errors(env, message):
@@ -275,16 +286,19 @@ def test_bad_settings_are_config_errors(env, message):
 
 
 def test_ui_link_with_and_without_namespace():
-    assert app_ui_url("web", ui_url="https://cd.example.org/", namespace="argocd") == \
-        "https://cd.example.org/applications/argocd/web"
+    assert (
+        app_ui_url("web", ui_url="https://cd.example.org/", namespace="argocd")
+        == "https://cd.example.org/applications/argocd/web"
+    )
     assert app_ui_url("web", ui_url="https://cd.example.org") == "https://cd.example.org/applications/web"
 
 
 # ------------------------------------------------------------------------------------ pure policy
 
 
-def app_json(sync="Synced", revision=SHA, health="Healthy", phase="Succeeded", op_revision=SHA, started="t1",
-             since="h1"):
+def app_json(
+    sync="Synced", revision=SHA, health="Healthy", phase="Succeeded", op_revision=SHA, started="t1", since="h1"
+):
     return {
         "metadata": {"name": APP},
         "status": {

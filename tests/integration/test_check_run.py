@@ -129,9 +129,7 @@ def test_failed_publish_after_valid_tables_concludes_failure(github_env, workspa
     assert run.title == "Tables valid (10 rows), stopped while publishing the release"
 
 
-@pytest.mark.parametrize(
-    ("count", "sizes"), [(0, [None]), (1, [1]), (50, [50]), (51, [50, 1]), (101, [50, 50, 1])]
-)
+@pytest.mark.parametrize(("count", "sizes"), [(0, [None]), (1, [1]), (50, [50]), (51, [50, 1]), (101, [50, 50, 1])])
 def test_batches_never_exceed_50(github_env, count, sizes):
     result = create_check_run(
         client(github_env),

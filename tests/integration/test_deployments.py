@@ -27,8 +27,13 @@ def registration(**changes) -> dict:
         "repoUrl": "https://github.com/acme/data",
         "installationId": 11111111,
         "environments": [
-            {"name": "production", "argocdApp": "data-prod", "url": "https://data.example.org", "production": True,
-             "after": "staging"},
+            {
+                "name": "production",
+                "argocdApp": "data-prod",
+                "url": "https://data.example.org",
+                "production": True,
+                "after": "staging",
+            },
             {"name": "staging", "argocdApp": "data-staging", "url": "https://staging.data.example.org"},
             {"name": "docs"},
         ],
@@ -76,8 +81,15 @@ def env(github_env, argocd_emulator, tmp_path, monkeypatch) -> Env:
         "ARGOCD_POLL_SECONDS": "0.05",
         "STEP_RETRIES": "0",
     }
-    for name in ("ARGOCD_TOKEN_FILE", "ARGOCD_PROJECT", "ARGOCD_UI_URL", "ARGOCD_INSECURE", "ARGOCD_CA_BUNDLE",
-                 "ARGOCD_REFRESH", "GITHUB_REQUIRED_CONTEXTS"):
+    for name in (
+        "ARGOCD_TOKEN_FILE",
+        "ARGOCD_PROJECT",
+        "ARGOCD_UI_URL",
+        "ARGOCD_INSECURE",
+        "ARGOCD_CA_BUNDLE",
+        "ARGOCD_REFRESH",
+        "GITHUB_REQUIRED_CONTEXTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
@@ -96,17 +108,29 @@ def env(github_env, argocd_emulator, tmp_path, monkeypatch) -> Env:
 def test_push_to_the_default_branch_plans_environments_in_after_order(env):
     items = plan_deployments(REPO, *PUSH)
     assert [i["environment"] for i in items] == ["staging", "docs", "production"]
-    assert items[2] == {"environment": "production", "argocd_app": "data-prod", "url": "https://data.example.org",
-                        "production": "true", "transient": "false", "after": "staging"}
+    assert items[2] == {
+        "environment": "production",
+        "argocd_app": "data-prod",
+        "url": "https://data.example.org",
+        "production": "true",
+        "transient": "false",
+        "after": "staging",
+    }
     assert plan_deployments(REPO, "push", "refs/heads/feature") == []
     assert plan_deployments(REPO, "push", "refs/tags/v1") == []
 
 
 def test_pull_request_plans_its_preview_only_when_enabled(env):
-    assert plan_deployments(REPO, "pull_request", "refs/pull/7/merge", "7") == [{
-        "environment": "preview/pr-7", "argocd_app": "data-pr-7", "url": "https://pr-7.data.example.org",
-        "production": "false", "transient": "true", "after": "",
-    }]
+    assert plan_deployments(REPO, "pull_request", "refs/pull/7/merge", "7") == [
+        {
+            "environment": "preview/pr-7",
+            "argocd_app": "data-pr-7",
+            "url": "https://pr-7.data.example.org",
+            "production": "false",
+            "transient": "true",
+            "after": "",
+        }
+    ]
     env.register(preview={"enabled": False})
     assert plan_deployments(REPO, "pull_request", "refs/pull/7/merge", "7") == []
 
@@ -120,9 +144,15 @@ def test_happy_path_in_four_github_calls(env):
     assert (result["state"], result["outcome"], result["reused"]) == ("success", "deployed", False)
     [deployment] = env.deployments("staging")
     assert (deployment.sha, deployment.task, deployment.auto_merge, deployment.required_contexts) == (
-        SHA, "deploy", False, [])
-    assert deployment.payload == {"workflow": WORKFLOW,
-                                  "argo_ui": "https://argo.example.com/workflows/argo/release-data-prep-abc12"}
+        SHA,
+        "deploy",
+        False,
+        [],
+    )
+    assert deployment.payload == {
+        "workflow": WORKFLOW,
+        "argo_ui": "https://argo.example.com/workflows/argo/release-data-prep-abc12",
+    }
     assert (deployment.production_environment, deployment.transient_environment) == (False, False)
     in_progress, success = deployment.statuses
     assert (in_progress.state, success.state) == ("in_progress", "success")
@@ -189,8 +219,11 @@ def test_retry_reuses_the_deployment_it_created(env, monkeypatch):
     assert len(env.deployments("staging")) == 1
     assert env.states("staging") == [["in_progress", "error", "in_progress", "success"]]
     retry_calls = [(c.method, c.api_path, c.query) for c in env.gh.calls[calls_before:]]
-    assert retry_calls[1] == ("GET", "/repos/acme/data/deployments",
-                              {"sha": SHA, "environment": "staging", "task": "deploy", "per_page": "1"})
+    assert retry_calls[1] == (
+        "GET",
+        "/repos/acme/data/deployments",
+        {"sha": SHA, "environment": "staging", "task": "deploy", "per_page": "1"},
+    )
     assert len(retry_calls) == 4
 
 

@@ -65,8 +65,10 @@ def test_unknown_permission_is_refused_before_any_call(github_env):
     [
         (b"", "is not a PEM private key"),
         # a PEM frame around garbage, assembled here so secret scanners do not flag the test source
-        (b"-----BEGIN RSA " + b"PRIVATE KEY-----\nnot base64 at all\n-----END RSA " + b"PRIVATE KEY-----\n",
-         "not a PEM"),
+        (
+            b"-----BEGIN RSA " + b"PRIVATE KEY-----\nnot base64 at all\n-----END RSA " + b"PRIVATE KEY-----\n",
+            "not a PEM",
+        ),
     ],
 )
 def test_malformed_key_names_the_source_not_the_content(tmp_path, content, expected):

@@ -130,7 +130,12 @@ def test_item_values_render_like_go_percent_v(value: object, expected: str) -> N
 def test_fan_out_items_render_like_argo_v3_items() -> None:
     items = _loop_items({"withParam": "{{x}}"}, {"x": '[1.50, 1e3, true, "a<b", null, ["p", 2]]'}, "t")
     assert [_item_scope(i, item)[0]["item"] for i, item in enumerate(items or [])] == [
-        "1.50", "1e3", "true", "a\\u003cb", "", '["p",2]',
+        "1.50",
+        "1e3",
+        "true",
+        "a\\u003cb",
+        "",
+        '["p",2]',
     ]
     scope, label = _item_scope(0, {"name": "prices", "keys": ["id", "date"], "opts": {"b": "2", "a": "1"}})
     assert scope["item.keys"] == '["id","date"]' and scope["item.opts"] == '{"a":"1","b":"2"}'
@@ -198,12 +203,8 @@ def test_unsupported_features_are_refused_by_name_before_anything_runs(tmp_path:
     templates["echo"]["outputs"] = {"artifacts": [{"name": "report", "path": "/tmp/r"}]}
     templates["echo"]["podSpecPatch"] = "{}"
     templates["echo"]["memoize"] = {"key": "x"}
-    templates["echo"]["script"]["env"] = [
-        {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}
-    ]
-    templates["make-items"]["synchronization"] = {
-        "semaphores": [{"configMapKeyRef": {"name": "s", "key": "k"}}]
-    }
+    templates["echo"]["script"]["env"] = [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "c", "key": "k"}}}]
+    templates["make-items"]["synchronization"] = {"semaphores": [{"configMapKeyRef": {"name": "s", "key": "k"}}]}
     templates["make-items"]["retryStrategy"] = {"limit": "2", "retryPolicy": "OnTransientError"}
     tasks = templates["main"]["dag"]["tasks"]
     tasks[0]["withSequence"] = {"count": "3"}
@@ -276,9 +277,7 @@ def test_dag_order_results_fan_out_limit_and_when(scenarios: dict[str, Scenario]
     assert node(result, ".when-true").result == "first-again"  # {{tasks.first.outputs.result}} passed on
     skipped = node(result, ".when-false")
     assert (skipped.phase, skipped.message) == ("Skipped", "when ''fast' != 'fast'' evaluated false")
-    assert (
-        node(result, ".last").phase == "Succeeded"
-    )  # depends on a skipped task still runs (Argo's expansion)
+    assert node(result, ".last").phase == "Succeeded"  # depends on a skipped task still runs (Argo's expansion)
     group = node(result, ".fan.overlap")
     assert (group.type, group.expected, json.loads(group.result or "")) == (
         "TaskGroup",
@@ -324,13 +323,9 @@ def test_steps_run_group_by_group_and_parallelism_one_in_item_order(scenarios: d
         "end production-true",
     ]
     assert lines[0] == "run hello" and lines[-1] == "run after hello"  # {{steps.hello.outputs.result}}
-    item = node(
-        result, "[1].deploy-all[0].deploy-environment(1:environment:preview/pr-7,key:pr-7,production:false)"
-    )
+    item = node(result, "[1].deploy-all[0].deploy-environment(1:environment:preview/pr-7,key:pr-7,production:false)")
     assert item.phase == "Succeeded"
-    assert Path(item.log_path or "").name.startswith(
-        "[1].deploy-all[0].deploy-environment(1:environment:preview_pr-7"
-    )
+    assert Path(item.log_path or "").name.startswith("[1].deploy-all[0].deploy-environment(1:environment:preview_pr-7")
 
 
 def test_retries_follow_the_expression_and_the_exit_handler_gets_go_quoted_failures(
@@ -400,17 +395,13 @@ def test_env_secrets_and_volumes_get_local_stand_ins(scenarios: dict[str, Scenar
     seen = json.loads(node(result, ".env").result or "")
     assert seen["SECRET_TOKEN"]["value"] == "s3cr3t-value"  # secretKeyRef from the local stand-in
     assert seen["KEY_PATH"]["content"] == "not a real key"  # a path into a Secret volume: the stand-in path
-    assert (
-        seen["GSM_REGISTRATIONS"]["content"] == "repoRegistrations: []\n"
-    )  # ConfigMap volume written locally
+    assert seen["GSM_REGISTRATIONS"]["content"] == "repoRegistrations: []\n"  # ConfigMap volume written locally
     assert seen["GSM_REGISTRATIONS"]["value"].startswith(str(result.run_dir))
     assert seen["STEP_TERMINATION_LOG"]["value"].startswith(str(result.run_dir / "pods"))
     assert seen["MISSING"]["value"] is None
     assert seen["LOCAL_ONLY"]["value"] == "set by the local runner"
     assert seen["PLAIN"]["value"] == f"workflow {result.name}"
-    assert any(
-        note.startswith("MISSING (secretKeyRef tokens/other) is not set locally") for note in result.notes
-    )
+    assert any(note.startswith("MISSING (secretKeyRef tokens/other) is not set locally") for note in result.notes)
     assert (
         "s3cr3t-value"
         not in (
@@ -524,19 +515,11 @@ def test_progress_rows_aggregate_fan_out_and_retries_and_plain_lines_follow_chan
     progress.on_change(fake_node("wf", "Running", (), type="DAG"))
     progress.on_change(fake_node("wf.fetch", "Running", ("fetch",), type="Retry", started_at=1.0))
     progress.on_change(
-        fake_node(
-            "wf.fetch(0)", "Failed", ("fetch",), attempt=0, started_at=1.0, finished_at=2.0, message="boom"
-        )
+        fake_node("wf.fetch(0)", "Failed", ("fetch",), attempt=0, started_at=1.0, finished_at=2.0, message="boom")
     )
-    progress.on_change(
-        fake_node("wf.fetch(1)", "Succeeded", ("fetch",), attempt=1, started_at=2.0, finished_at=3.0)
-    )
-    progress.on_change(
-        fake_node("wf.fetch", "Succeeded", ("fetch",), type="Retry", started_at=1.0, finished_at=3.0)
-    )
-    progress.on_change(
-        fake_node("wf.tables.check", "Running", ("tables", "check"), type="TaskGroup", expected=3)
-    )
+    progress.on_change(fake_node("wf.fetch(1)", "Succeeded", ("fetch",), attempt=1, started_at=2.0, finished_at=3.0))
+    progress.on_change(fake_node("wf.fetch", "Succeeded", ("fetch",), type="Retry", started_at=1.0, finished_at=3.0))
+    progress.on_change(fake_node("wf.tables.check", "Running", ("tables", "check"), type="TaskGroup", expected=3))
     for i, phase in enumerate(["Succeeded", "Running", "Pending"]):
         progress.on_change(fake_node(f"wf.tables.check({i}:t{i})", phase, ("tables", "check"), item=i))
     states = {s.row.key: s for s in progress.states()}
@@ -566,12 +549,8 @@ def test_summary_shows_the_status_timeline_artifacts_registry_and_a_failed_log(t
 
     sha = "b" * 40
     records = tmp_path / "github.jsonl"
-    record(
-        str(records), "commit_status", state="pending", context="release-data-prep", description="Preparing"
-    )
-    record(
-        str(records), "commit_status", state="failure", context="release-data-prep", description="prices: bad"
-    )
+    record(str(records), "commit_status", state="pending", context="release-data-prep", description="Preparing")
+    record(str(records), "commit_status", state="failure", context="release-data-prep", description="prices: bad")
     store = tmp_path / "store"
     (store / "local/example" / sha / "tables").mkdir(parents=True)
     (store / "local/example" / sha / "tables/prices.parquet").write_bytes(b"PAR1")
@@ -645,9 +624,7 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         assert started, item["text"]
         item["run_dir"] = work / "runs" / started.group(1)
         item["sha"] = started.group(2)
-        item["records"] = [
-            json.loads(line) for line in (item["run_dir"] / "github.jsonl").read_text().splitlines()
-        ]
+        item["records"] = [json.loads(line) for line in (item["run_dir"] / "github.jsonl").read_text().splitlines()]
         item["store"] = work / "store"
     return out
 

@@ -122,9 +122,7 @@ def register(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., R
     return write
 
 
-def summarise(
-    emu, event: str = "pull_request", status: str = "Failed", failures: str = "", pr: str = str(PR)
-):
+def summarise(emu, event: str = "pull_request", status: str = "Failed", failures: str = "", pr: str = str(PR)):
     return report_pr_summary(REPO, SHA, event, pr, status, str(emu.installation_id), "", failures)
 
 
@@ -174,9 +172,7 @@ def test_first_run_creates_the_comment_second_edits_it_third_changes_nothing(git
     second = summarise(github_env, status="Succeeded")
     assert second["comment"]["action"] == "updated" and second["state"] == "success"
     (edited,) = github_env.comments(REPO, PR)
-    assert (
-        edited.id == comment.id and "release-data-prep: passed" in edited.body and "-1.0" not in edited.body
-    )
+    assert edited.id == comment.id and "release-data-prep: passed" in edited.body and "-1.0" not in edited.body
     assert [c.method for c in github_env.calls[before:]] == ["POST", "GET", "PATCH"]
 
     before = len(github_env.calls)
@@ -228,9 +224,7 @@ def test_marker_is_found_on_page_three_and_nobody_elses_comment_is_touched(githu
     after = {c.id: (c.body, c.updated_at) for c in github_env.comments(REPO, PR)}
     assert {i: after[i] for i in untouched} == untouched
     assert len(after) == len(untouched) + 1
-    assert [c.body for c in github_env.comments(REPO, PR + 1)] == [
-        MARKER + "\nsame marker, other pull request"
-    ]
+    assert [c.body for c in github_env.comments(REPO, PR + 1)] == [MARKER + "\nsame marker, other pull request"]
     no_invalid(github_env)
 
 
@@ -274,9 +268,7 @@ def test_body_without_marker_or_too_long_is_refused_before_any_call(github_env):
     with pytest.raises(ConfigError, match="marker"):
         upsert_pr_comment(client, PR, "no marker", marker=MARKER, app_id=github_env.app_id)
     with pytest.raises(ConfigError, match="65,536"):
-        upsert_pr_comment(
-            client, PR, MARKER + "\n" + "x" * COMMENT_LIMIT, marker=MARKER, app_id=github_env.app_id
-        )
+        upsert_pr_comment(client, PR, MARKER + "\n" + "x" * COMMENT_LIMIT, marker=MARKER, app_id=github_env.app_id)
     assert github_env.calls == []
 
 
@@ -467,9 +459,7 @@ def test_token_is_narrowed_to_pull_requests_write(github_env, workspace, registe
     assert token.repositories == [REPO]
 
 
-def test_record_mode_sends_nothing_and_records_the_body(
-    github_env, workspace, register, tmp_path, monkeypatch
-):
+def test_record_mode_sends_nothing_and_records_the_body(github_env, workspace, register, tmp_path, monkeypatch):
     register(check_run=True)
     record = tmp_path / "github.jsonl"
     monkeypatch.setenv("GITHUB_RECORD_FILE", str(record))
