@@ -64,7 +64,7 @@ def setup(tmp: Path, gh: SeededGitHubEmulator, argo: ArgoCDEmulator) -> None:
             "GITHUB_APP_ID": str(gh.app_id),
             "GITHUB_APP_PRIVATE_KEY_PATH": str(key),
             "GITHUB_TARGET_URL": "https://argo.example.com/workflows/argo/bench",
-            "GSM_REGISTRATIONS": str(registrations),
+            "STEP_REGISTRATIONS_FILE": str(registrations),
             "ARGOCD_SERVER_URL": argo.url,
             "ARGOCD_TOKEN": TOKEN,
             "ARGOCD_NAMESPACE": "argocd",

@@ -28,6 +28,7 @@ from steps.runtime.registrations import (
     ArgoCDSource,
     Environment,
     Preview,
+    Problems,
     RepoRegistration,
     _Model,
 )
@@ -114,7 +115,7 @@ class S3Settings(_Model):
     prefix: str = "releases"
     endpoint_url: str | None = None
     region: str = "us-east-1"
-    credentials_secret: str = "s3-credentials"
+    credentials_secret: str | None = "s3-credentials"  # null: no keys mounted; boto3 finds them (e.g. IRSA)
 
 
 class EventsSettings(_Model):
@@ -165,26 +166,9 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Config:
-        names = [r.name for r in self.repo_registrations]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate registration names {dupes}: give each registration a unique name")
-        repos = [r.full_name.lower() for r in self.repo_registrations]
-        dupes = sorted({n for n in repos if repos.count(n) > 1})
-        if dupes:
-            raise ValueError(f"repositories registered twice {dupes}: keep one registration per repository")
-        for reg in self.repo_registrations:
-            host = reg.repo_url.split("/")[2]
-            if host != self.github.web_host:
-                raise ValueError(
-                    f"registration {reg.name!r}: repoUrl host {host!r} does not match github.apiUrl "
-                    f"({self.github.api_url}); use https://{self.github.web_host}/OWNER/REPO"
-                )
-            if reg.installation_id is None and self.github.app_id is None and reg.app_id is None:
-                raise ValueError(
-                    f"registration {reg.name!r} has no installationId and no app id to look it up with; "
-                    "set installationId or github.appId"
-                )
+        found = conflicts(self)
+        if found:
+            raise Problems(found)
         return self
 
     def registration(self, repo: str) -> RepoRegistration:
@@ -203,6 +187,106 @@ class Config(_Model):
         return reg.app_id if reg.app_id is not None else self.github.app_id
 
 
+def _after_cycle(reg: RepoRegistration) -> list[str]:
+    after = {e.name: e.after for e in reg.environments}
+    for start in after:
+        seen, name = [start], after[start]
+        while name is not None and name in after:
+            if name in seen:
+                return [*seen[seen.index(name) :], name]
+            seen.append(name)
+            name = after[name]
+    return []
+
+
+def conflicts(config: Config) -> list[tuple[str, str]]:
+    """Every contradiction between settings, each with the key path to fix and how.
+
+    Whatever ``render`` would otherwise trip over is found here, when the file is loaded: two registrations of
+    one repository, an Argo CD Application claimed twice (Kubernetes keeps one object per name), a
+    GitHub App installation given two App ids, an ``after`` cycle, a repository on another GitHub host.
+    """
+    out: list[tuple[str, str]] = []
+    names: dict[str, int] = {}
+    repos: dict[str, int] = {}
+    apps: dict[str, str] = {}
+    installations: dict[int, tuple[int, str]] = {}
+    for i, reg in enumerate(config.repo_registrations):
+        where = f"repoRegistrations[{i}]"
+        if reg.name in names:
+            out.append(
+                (
+                    f"{where}.name",
+                    f"duplicate registration name {reg.name!r} (also repoRegistrations"
+                    f"[{names[reg.name]}]); give each registration a unique name",
+                )
+            )
+        names.setdefault(reg.name, i)
+        repo = reg.full_name.lower()
+        if repo in repos:
+            out.append(
+                (
+                    f"{where}.repoUrl",
+                    f"{reg.full_name} is registered twice (also repoRegistrations"
+                    f"[{repos[repo]}]); keep one registration per repository",
+                )
+            )
+        repos.setdefault(repo, i)
+        host = reg.repo_url.split("/")[2]
+        if host != config.github.web_host:
+            out.append(
+                (
+                    f"{where}.repoUrl",
+                    f"host {host!r} does not match github.apiUrl ({config.github.api_url});"
+                    f" use https://{config.github.web_host}/OWNER/REPO",
+                )
+            )
+        app_id = config.app_id_for(reg)
+        if reg.installation_id is None and app_id is None:
+            out.append(
+                (
+                    f"{where}.installationId",
+                    "no installationId and no app id to look it up with; set installationId or github.appId",
+                )
+            )
+        has_apps = any(env.argocd_app for env in reg.environments)
+        if has_apps and reg.installation_id is None:
+            out.append(
+                (
+                    f"{where}.installationId",
+                    "the registration has Argo CD applications, and Argo CD "
+                    "notifications need a fixed GitHub App installation per service: set installationId",
+                )
+            )
+        if reg.installation_id is not None and app_id is not None:
+            other = installations.setdefault(reg.installation_id, (app_id, where))
+            if other[0] != app_id:
+                out.append(
+                    (
+                        f"{where}.appId",
+                        f"installation {reg.installation_id} is given app ids {other[0]} "
+                        f"({other[1]}) and {app_id}; an installation belongs to one GitHub App",
+                    )
+                )
+        for j, env in enumerate(reg.environments):
+            if not env.argocd_app:
+                continue
+            key = f"{where}.environments[{j}].argocdApp"
+            if env.argocd_app in apps:
+                out.append(
+                    (
+                        key,
+                        f"Application {env.argocd_app!r} is also used by {apps[env.argocd_app]}; give each"
+                        " environment its own Application",
+                    )
+                )
+            apps.setdefault(env.argocd_app, key)
+        cycle = _after_cycle(reg)
+        if cycle:
+            out.append((f"{where}.environments", f"'after' forms a cycle {' -> '.join(cycle)}; remove one 'after'"))
+    return out
+
+
 _FIXES = {
     "extra_forbidden": "remove it or check its spelling",
     "int_type": "write a plain integer without quotes",
@@ -211,7 +295,7 @@ _FIXES = {
     "string_type": "write a string",
     "missing": "add it",
     "literal_error": "use one of the allowed values",
-    "string_pattern_mismatch": "use the allowed form",
+    "string_pattern_mismatch": "use the allowed form (Kubernetes names: lower-case letters, digits, '-', '.')",
     "list_type": "write a YAML list",
 }
 
@@ -230,13 +314,20 @@ def _key_path(loc: tuple[Any, ...]) -> str:
 
 def format_errors(source: str, error: ValidationError) -> str:
     """Render pydantic errors as ``file: key.path: problem (got X); fix: ...`` lines."""
-    lines = [f"{source}: {error.error_count()} problem(s):"]
+    lines: list[str] = []
     for err in error.errors(include_url=False):
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, Problems):
+            prefix = _key_path(err["loc"]) if err["loc"] else ""
+            for where, message in cause.items:
+                joined = prefix + ("" if not prefix or where.startswith("[") else ".") + where
+                lines.append(f"  {source}: {joined}: {message}")
+            continue
         msg = err["msg"].removeprefix("Value error, ")
         got = "" if err["type"] in {"missing", "value_error"} else f" (got {err.get('input')!r})"
         fix = _FIXES.get(err["type"])
         lines.append(f"  {source}: {_key_path(err['loc'])}: {msg}{got}" + (f"; fix: {fix}" if fix else ""))
-    return "\n".join(lines)
+    return "\n".join([f"{source}: {len(lines)} problem(s):", *lines])
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -324,6 +415,7 @@ __all__ = [
     "RepoRegistration",
     "S3Settings",
     "WorkflowSettings",
+    "conflicts",
     "env_overrides",
     "format_errors",
     "load_config",

@@ -26,6 +26,7 @@ file, and the lookups read it back.
 import logging
 import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from steps.argocd.client import ArgoCDClient, ArgoCDSettings, Outcome, app_ui_url
 from steps.github.app import repo_client
@@ -57,7 +58,7 @@ REFRESH_ENV = "ARGOCD_REFRESH"
 
 
 def _api(
-    repo: str, registration: RepoRegistration, installation_id: str, app_id: str
+    repo: str, registration: RepoRegistration, installation_id: int | None, app_id: int | None
 ) -> GitHubDeployments | RecordedDeployments:
     settings = GitHubStepSettings.from_env()
     if settings.record_file:
@@ -65,18 +66,11 @@ def _api(
     client = repo_client(
         repo,
         PERMISSIONS,
-        installation_id=installation_id or registration.installation_id or "",
-        app_id=app_id or registration.app_id or "",
+        installation_id=installation_id or registration.installation_id,
+        app_id=app_id or registration.app_id,
         settings=settings,
     )
     return GitHubDeployments(client)
-
-
-def _flag(name: str, value: str) -> bool:
-    text = (value or "false").strip().lower()
-    if text not in ("true", "false"):
-        raise ConfigError(f"{name}={value[:20]!r} must be 'true' or 'false'")
-    return text == "true"
 
 
 def _check_environment(registration: RepoRegistration, repo: str, environment: str, after: str) -> None:
@@ -123,7 +117,7 @@ class DeployResult:
 
 
 @step
-def plan_deployments(repo: str, event: str, ref: str, pr_number: str = "") -> list[dict]:
+def plan_deployments(repo: str, event: str, ref: str, pr_number: int | None = None) -> list[dict[str, str]]:
     """Step: the environments this event deploys to, as ``withParam`` items (all values strings).
 
     A push to the default branch deploys every environment whose ``branch`` is that branch, each one with
@@ -142,9 +136,9 @@ def plan_deployments(repo: str, event: str, ref: str, pr_number: str = "") -> li
             raise ConfigError(f"{repo}: {exc}") from None
         items = [plan_item(env) for env in ordered]
     elif event == "pull_request" and registration.preview.enabled:
-        if not pr_number.strip().isdigit():
-            raise ConfigError(f"pull_request run without a PR number (pr-number={pr_number[:20]!r})")
-        items = [preview_item(registration.preview, int(pr_number))]
+        if pr_number is None or pr_number <= 0:
+            raise ConfigError(f"pull_request run without a PR number (pr-number={pr_number!r})")
+        items = [preview_item(registration.preview, pr_number)]
     else:
         items = []
     log.info("%s %s %s: deploying to %s", repo, event, ref, [i["environment"] for i in items] or "nothing")
@@ -170,13 +164,13 @@ def deploy_environment(
     environment: str,
     argocd_app: str = "",
     url: str = "",
-    production: str = "false",
-    transient: str = "false",
+    production: bool = False,
+    transient: bool = False,
     after: str = "",
-    installation_id: str = "",
-    app_id: str = "",
+    installation_id: int | None = None,
+    app_id: int | None = None,
     workflow_name: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """Step: create (or on a retry reuse) the GitHub deployment of ``sha`` and report Argo CD's verdict on it.
 
     Args:
@@ -185,8 +179,8 @@ def deploy_environment(
         environment: A registered environment or ``preview/pr-N``.
         argocd_app: The Argo CD Application; empty reports success at once, with a note.
         url: The environment's URL (``environment_url``).
-        production: "true" for a production environment.
-        transient: "true" for a preview.
+        production: A production environment.
+        transient: A preview, removed when its pull request closes.
         after: An environment whose deployment of ``sha`` must have succeeded first.
         installation_id: The registration's installation id (from the registration when empty).
         app_id: The App id (registration, then ``$GITHUB_APP_ID``, when empty).
@@ -200,7 +194,6 @@ def deploy_environment(
     repo, sha = check_target(repo, sha)
     registration = load_registration(repo)
     _check_environment(registration, repo, environment, after)
-    is_production, is_transient = _flag("production", production), _flag("transient", transient)
     contexts = required_contexts()
     argocd = ArgoCDSettings.from_env() if argocd_app else None
     github = GitHubStepSettings.from_env()
@@ -217,8 +210,8 @@ def deploy_environment(
         deployment_id = api.create(
             sha,
             environment,
-            production=is_production,
-            transient=is_transient,
+            production=production,
+            transient=transient,
             payload=payload,
             required_contexts=contexts,
             description=description,
@@ -279,21 +272,23 @@ def deploy_environment(
 
 
 @step
-def deactivate_preview(repo: str, pr_number: str, installation_id: str = "", app_id: str = "") -> dict:
+def deactivate_preview(
+    repo: str, pr_number: int, installation_id: int | None = None, app_id: int | None = None
+) -> dict[str, Any]:
     """Step (PR closed): mark every deployment of ``preview/pr-N`` inactive, and delete it if registered so.
 
     Raises:
         ConfigError: bad repository or PR number, or the repository is not registered.
     """
-    if not pr_number.strip().isdigit():
-        raise ConfigError(f"pr-number {pr_number[:20]!r} is not a pull request number")
+    if pr_number <= 0:
+        raise ConfigError(f"pr-number {pr_number!r} is not a pull request number")
     registration = load_registration(repo)
-    environment = preview_environment(int(pr_number))
+    environment = preview_environment(pr_number)
     api = _api(repo, registration, installation_id, app_id)
     ids = api.ids(environment)
     delete = registration.preview.delete_on_close
     for deployment_id in ids:
-        api.set_status(deployment_id, "inactive", f"Pull request #{int(pr_number)} closed; preview retired")
+        api.set_status(deployment_id, "inactive", f"Pull request #{pr_number} closed; preview retired")
         if delete:
             api.delete(deployment_id)
     log.info("%s %s: %d deployments inactive%s", repo, environment, len(ids), ", deleted" if delete else "")

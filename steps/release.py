@@ -41,7 +41,11 @@ log = logging.getLogger(__name__)
 
 @step
 def fetch(
-    repo: str, sha: str, data_path: str = "release-data/", installation_id: str = "", app_id: str = ""
+    repo: str,
+    sha: str,
+    data_path: str = "release-data/",
+    installation_id: int | None = None,
+    app_id: int | None = None,
 ) -> dict[str, Any]:
     """Step: copy the commit's release data into the workspace (``input/``).
 
@@ -50,6 +54,7 @@ def fetch(
     (local runs, or data staged elsewhere).
     """
     override = os.environ.get("RELEASE_SOURCE", "").strip()
+    ws = workspace()  # before fetching: a workspace we cannot write to fails the step at once
     with tempfile.TemporaryDirectory(prefix="fetch-") as tmp:
         dest = Path(tmp) / "data"
         if override:
@@ -60,7 +65,7 @@ def fetch(
             result = fetch_release_data(
                 f"github://{repo}@{sha}", str(dest), data_path=data_path, token=mint, api_url=settings.api_url
             )
-        files = upload_dir(workspace(), dest, "input")
+        files = upload_dir(ws, dest, "input")
     log.info("fetched %s files (%s bytes) of %s@%s", files, result.get("bytes"), repo, sha[:7])
     return {"files": files, "bytes": result.get("bytes", 0)}
 
@@ -111,7 +116,7 @@ def publish(repo: str, sha: str, event: str, ref: str, pr_number: str = "", work
             sha=sha,
             event=event,
             ref=ref,
-            pr_number=pr_number,
+            pr_number="" if pr_number is None else str(pr_number),
             workflow_name=workflow_name,
         )
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))

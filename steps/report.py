@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 
 @step
-def report_pending(repo: str, sha: str, installation_id: str = "", app_id: str = "", workflow_name: str = "") -> dict:
+def report_pending(
+    repo: str, sha: str, installation_id: int | None = None, app_id: int | None = None, workflow_name: str = ""
+) -> dict[str, Any]:
     """Step: mark the commit ``pending`` as soon as the run starts."""
     return post_status(repo, sha, "pending", pending_description(workflow_name), installation_id, app_id)
 
@@ -40,10 +42,10 @@ def report_final(
     sha: str,
     workflow_status: str,
     workflow_failures: str = "",
-    installation_id: str = "",
-    app_id: str = "",
+    installation_id: int | None = None,
+    app_id: int | None = None,
     summary: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """Step (exit handler): post the final state from ``{{workflow.status}}`` and ``{{workflow.failures}}``.
 
     Args:
@@ -60,22 +62,21 @@ def report_final(
     if state == "success" and not summary:
         try:
             summary = summary_text(read_summary())
-        except StepError as exc:  # the status matters more than its wording
-            log.warning("no release summary for the description: %s", exc.summary)
+        except Exception as exc:  # noqa: BLE001 - the status matters more than its wording, whatever S3 did
+            log.warning("no release summary for the description: %s", getattr(exc, "summary", type(exc).__name__))
     for failure in failures:
         log.error("failed node %s (%s): %s", failure.display_name, failure.template_name, failure.message)
     description = final_description(workflow_status, failures, summary)
     return post_status(repo, sha, state, description, installation_id, app_id)
 
 
-def _pr_number(event: str, pr_number: str) -> int:
-    text = str(pr_number).strip()
-    if not text.isdigit() or int(text) <= 0:
-        raise ConfigError(f"{event} run has pr-number {text[:20]!r}; pass the pull request number (e.g. 42)")
-    return int(text)
+def _pr_number(event: str, pr_number: int | None) -> int:
+    if pr_number is None or pr_number <= 0:
+        raise ConfigError(f"{event} run has pr-number {pr_number!r}; pass the pull request number (e.g. 42)")
+    return pr_number
 
 
-def _comment(run: RunSummary, number: int, ids: tuple[str, str], settings: GitHubStepSettings) -> CommentResult:
+def _comment(run: RunSummary, number: int, ids: tuple[int | None, int], settings: GitHubStepSettings) -> CommentResult:
     marker = comment_marker(settings.status_context)
     body = pr_comment_body(run, context=settings.status_context)
     if settings.record_file:
@@ -85,10 +86,10 @@ def _comment(run: RunSummary, number: int, ids: tuple[str, str], settings: GitHu
     client = repo_client(
         run.repo, COMMENT_PERMISSIONS, installation_id=installation_id, app_id=app_id, settings=settings
     )
-    return upsert_pr_comment(client, number, body, marker=marker, app_id=int(app_id), app_slug=settings.app_slug)
+    return upsert_pr_comment(client, number, body, marker=marker, app_id=app_id, app_slug=settings.app_slug)
 
 
-def _check_run(run: RunSummary, ids: tuple[str, str], settings: GitHubStepSettings) -> CheckRunResult:
+def _check_run(run: RunSummary, ids: tuple[int | None, int], settings: GitHubStepSettings) -> CheckRunResult:
     output = check_run_output(run, context=settings.status_context)
     annotations = build_annotations(run.tables, run.data_path)
     name = settings.status_context
@@ -126,12 +127,12 @@ def report_pr_summary(
     repo: str,
     sha: str,
     event: str,
-    pr_number: str = "",
+    pr_number: int | None = None,
     workflow_status: str = "",
-    installation_id: str = "",
-    app_id: str = "",
+    installation_id: int | None = None,
+    app_id: int | None = None,
     workflow_failures: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """Step (exit handler): summarise the run on the pull request and/or in a check run.
 
     What is sent follows the repository's registration: ``prComment`` comments on pull requests
@@ -178,12 +179,10 @@ def report_pr_summary(
         data_path=registration.data_path,
         web_url=registration.repo_url.rstrip("/").removesuffix(".git"),
     )
-    ids = (
-        str(installation_id or registration.installation_id or ""),
-        str(app_id or registration.app_id or settings.app_id or "").strip(),
-    )
-    if not settings.record_file and not ids[1].isdigit():
+    app = app_id or registration.app_id or (int(settings.app_id) if settings.app_id.strip().isdigit() else None)
+    if app is None and not settings.record_file:
         raise ConfigError("no GitHub App id: pass app-id or set GITHUB_APP_ID (github.appId in hera_config.yaml)")
+    ids = (installation_id or registration.installation_id, app or 0)
     errors: list[StepError] = []
     if want_comment:
         try:

@@ -3,10 +3,12 @@
 ``when`` (https://argo-workflows.readthedocs.io/en/latest/walk-through/conditionals/) knows ``==``, ``!=``,
 ``&&``, ``||``, parentheses and quoted strings, and bare words are strings. Expression tags
 (https://argo-workflows.readthedocs.io/en/latest/variables/#expression) and ``retryStrategy.expression`` add
-variables, ``!``, ``+``, comparisons, ``['key']`` member access and the functions in ``FUNCTIONS``. The Go
+variables, ``!``, ``+``, comparisons, ``matches``, ``cond ? a : b``, ``['key']`` member access and the functions
+in ``FUNCTIONS``. The Go
 durations of a retry backoff (https://argo-workflows.readthedocs.io/en/latest/retries/) are parsed here too.
 """
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +24,7 @@ _TOKEN_RE = re.compile(
     r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
     r"|(?P<num>\d+(?:\.\d+)?)(?![A-Za-z0-9_])"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>==|!=|<=|>=|&&|\|\||[()!<>+.,\[\]]))"
+    r"|(?P<op>==|!=|<=|>=|&&|\|\||[()!<>+.,\[\]?:]))"
 )
 _WHEN_HELP = "local run evaluates ==, !=, &&, ||, quoted strings and parentheses in `when`"
 
@@ -49,6 +51,12 @@ def _as_float(value: Any) -> float:
         raise ExpressionError(f"asFloat({value!r}): not a number") from None
 
 
+def _len(value: Any) -> int:
+    if isinstance(value, str | list | dict):
+        return len(value)
+    raise ExpressionError(f"len({value!r}): not a string, array or map")
+
+
 def _trunc(length: Any, text: Any) -> str:
     n, s = _as_int(length), str(text)
     return s[:n] if n >= 0 else s[n:]
@@ -57,12 +65,14 @@ def _trunc(length: Any, text: Any) -> str:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "asInt": _as_int,
     "asFloat": _as_float,
+    "len": _len,
     "string": go_format,
     "sprig.replace": lambda old, new, text: str(text).replace(str(old), str(new)),
     "sprig.trunc": _trunc,
     "sprig.lower": lambda text: str(text).lower(),
     "sprig.upper": lambda text: str(text).upper(),
     "sprig.trim": lambda text: str(text).strip(),
+    "sprig.sha256sum": lambda text: hashlib.sha256(str(text).encode()).hexdigest(),
 }
 
 
@@ -92,7 +102,7 @@ class _Parser:
     def parse(self) -> tuple:
         if not self.toks:
             raise ExpressionError("empty expression")
-        node = self._or()
+        node = self._ternary()
         if self.i != len(self.toks):
             raise ExpressionError(f"unexpected {self.toks[self.i][1]!r} in {self.text!r}")
         return node
@@ -117,6 +127,15 @@ class _Parser:
         if not self._accept(value):
             raise ExpressionError(f"expected {value!r} in {self.text!r}")
 
+    def _ternary(self) -> tuple:
+        condition = self._or()
+        if not self._accept("?"):
+            return condition
+        self._expr_only("'?:'")
+        yes = self._ternary()
+        self._expect(":")
+        return ("if", condition, yes, self._ternary())
+
     def _or(self) -> tuple:
         left = self._and()
         while self._accept("||", *(("or",) if self.mode == "expr" else ())):
@@ -137,7 +156,7 @@ class _Parser:
 
     def _cmp(self) -> tuple:
         left = self._add()
-        op = self._accept("==", "!=", "<", "<=", ">", ">=")
+        op = self._accept("==", "!=", "<", "<=", ">", ">=", *(("matches",) if self.mode == "expr" else ()))
         if op:
             if op not in ("==", "!="):
                 self._expr_only(repr(op))
@@ -158,7 +177,7 @@ class _Parser:
         if kind == "num":
             return ("lit", float(value) if "." in value else int(value))
         if (kind, value) == ("op", "("):
-            inner = self._or()
+            inner = self._ternary()
             self._expect(")")
             return inner
         if kind != "name":
@@ -189,9 +208,9 @@ class _Parser:
                 raise ExpressionError(f"unknown function {name}() in {self.text!r}; known: {', '.join(FUNCTIONS)}")
             args: list[tuple] = []
             if not self._accept(")"):
-                args.append(self._or())
+                args.append(self._ternary())
                 while self._accept(","):
-                    args.append(self._or())
+                    args.append(self._ternary())
                 self._expect(")")
             return ("call", name, args)
         if self.mode == "when":
@@ -256,6 +275,8 @@ def evaluate(tree: tuple, env: Mapping[str, Any]) -> Any:
             raise ExpressionError(f"{tree[1]}(): {exc}") from None
     if kind == "not":
         return not _want_bool(evaluate(tree[1], env), "!")
+    if kind == "if":
+        return evaluate(tree[2] if _want_bool(evaluate(tree[1], env), "?:") else tree[3], env)
     op = tree[1]
     if op in ("||", "&&"):
         left = _want_bool(evaluate(tree[2], env), op)
@@ -269,6 +290,11 @@ def evaluate(tree: tuple, env: Mapping[str, Any]) -> Any:
         return not _equal(left, right)
     if op == "+" and isinstance(left, str) and isinstance(right, str):
         return left + right
+    if op == "matches" and isinstance(left, str) and isinstance(right, str):
+        try:  # expr-lang: regexp.MatchString, an unanchored RE2 search
+            return re.search(right, left) is not None
+        except re.error as exc:
+            raise ExpressionError(f"matches {right!r}: {exc}") from None
     if _is_number(left) and _is_number(right):
         return {
             "+": left + right,

@@ -90,6 +90,10 @@ class RunOptions:
         pythonpath: Prepended to ``PYTHONPATH`` of every step (default: the current directory).
         env: Applied last to every step's environment (local stores, record files, ...).
         secrets: Local stand-ins for Secret values, by env var name (default: ``os.environ``).
+        missing_secrets: Secrets that do not exist in the modelled cluster, as ``NAME`` or ``NAME/KEY``. A
+            reference to one with ``optional: true`` is left out, as the kubelet does; a required one keeps
+            the pod from starting (``CreateContainerConfigError``): it stays Pending until the run is
+            stopped or its deadline passes.
         config_maps: ConfigMap contents by name, for ConfigMap volumes.
         fast_retries: Cap every retry backoff at ``max_backoff`` seconds.
         max_backoff: The cap used with ``fast_retries``.
@@ -102,6 +106,7 @@ class RunOptions:
     pythonpath: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] | None = None
+    missing_secrets: frozenset[str] = frozenset()
     config_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     fast_retries: bool = True
     max_backoff: float = 0.2

@@ -3,7 +3,8 @@
 Hera's runner mode: ``command + args + [file holding the rendered source]`` runs in a per-pod working directory
 (https://argo-workflows.readthedocs.io/en/latest/walk-through/scripts-and-results/); stdout (trimmed) is
 ``outputs.result``; a non-zero exit is Failed with the termination message or ``failed with exit code N``; a
-command that cannot start is Error. ``retryStrategy`` follows the controller's ``processNodeRetries``
+command that cannot start is Error; a pod whose required Secret is missing stays Pending with the kubelet's
+reason until a deadline or stop. ``retryStrategy`` follows the controller's ``processNodeRetries``
 (https://argo-workflows.readthedocs.io/en/latest/retries/). Secrets are local stand-ins by env var name, never
 values from the YAML; ConfigMap volumes are written to the run directory.
 """
@@ -119,7 +120,11 @@ class PodRunner(RunState):
         termination = pod_dir / "termination-log"
         termination.unlink(missing_ok=True)
         log_path = self.run_dir / "logs" / f"{_file_name(_short_name(node.name, self.name))}.log"
-        env = self._pod_env(tmpl, node, termination)
+        blocked = self._missing_secret(tmpl)
+        if blocked:
+            self._wait_blocked(node, tmpl, ctx, blocked)
+            return
+        env = self._pod_env(tmpl, node, termination, pod_dir)
         command = [str(c) for c in [*script["command"], *(script.get("args") or [])]] + [str(source)]
         if command[0] in ("python", "python3"):
             command[0] = self.options.python
@@ -173,7 +178,36 @@ class PodRunner(RunState):
             message = termination.read_text(encoding="utf-8", errors="replace").strip() if termination.exists() else ""
             self._set(node, phase="Failed", message=message or f"failed with exit code {code}", exit_code=code)
 
-    def _pod_env(self, tmpl: Mapping[str, Any], node: Node, termination: Path) -> dict[str, str]:
+    def _missing(self, name: str, key: str | None) -> bool:
+        gone = self.options.missing_secrets
+        return name in gone or (key is not None and f"{name}/{key}" in gone)
+
+    def _missing_secret(self, tmpl: Mapping[str, Any]) -> str:
+        """The kubelet's complaint about a required Secret this pod references that does not exist, or ''."""
+        for item in tmpl["script"].get("env") or []:
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and not ref.get("optional") and self._missing(ref.get("name", ""), ref.get("key")):
+                if ref.get("name", "") in self.options.missing_secrets:
+                    return f'CreateContainerConfigError: secret "{ref.get("name")}" not found'
+                return f"CreateContainerConfigError: couldn't find key {ref.get('key')} in Secret {ref.get('name')}"
+        for volume in tmpl.get("volumes") or []:
+            secret = volume.get("secret")
+            keys = [i.get("key") for i in (secret or {}).get("items") or []] or [None]
+            if secret and not secret.get("optional") and any(self._missing(secret["secretName"], k) for k in keys):
+                return (
+                    f'MountVolume.SetUp failed for volume "{volume["name"]}": secret "{secret["secretName"]}" not found'
+                )
+        return ""
+
+    def _wait_blocked(self, node: Node, tmpl: Mapping[str, Any], ctx: _Ctx, reason: str) -> None:
+        """A pod that cannot start stays Pending, showing why, until the run stops it or a deadline passes."""
+        self._set(node, phase="Pending", message=reason)
+        deadline = float(tmpl["activeDeadlineSeconds"]) if tmpl.get("activeDeadlineSeconds") else None
+        stopped = (self._kill_all if ctx.on_exit else self._halt).wait(deadline)
+        message = (self._pod_message or STOP_MESSAGE) if stopped else DEADLINE_POD_MESSAGE
+        self._set(node, phase="Failed", message=message)
+
+    def _pod_env(self, tmpl: Mapping[str, Any], node: Node, termination: Path, pod_dir: Path) -> dict[str, str]:
         script = tmpl["script"]
         env = {k: os.environ[k] for k in _PASSTHROUGH_ENV if k in os.environ}
         paths = [
@@ -184,11 +218,15 @@ class PodRunner(RunState):
         volumes = {v["name"]: v for v in tmpl.get("volumes") or []}
         mounts = [(m["mountPath"].rstrip("/"), volumes[m["name"]]) for m in script.get("volumeMounts") or []]
         termination_path = script.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH
+        for path, volume in mounts:
+            if "emptyDir" in volume and path == "/tmp":
+                env["TMPDIR"] = str(self._empty_dir(pod_dir, volume))
         for item in script.get("env") or []:
             name = item["name"]
             if "valueFrom" in item:
                 ref = item["valueFrom"]["secretKeyRef"]
-                self._stand_in(env, name, f"secretKeyRef {ref.get('name')}/{ref.get('key')}", node)
+                if not self._missing(ref.get("name", ""), ref.get("key")):
+                    self._stand_in(env, name, f"secretKeyRef {ref.get('name')}/{ref.get('key')}", node)
                 continue
             value = str(item.get("value", ""))
             if value == termination_path:
@@ -198,7 +236,11 @@ class PodRunner(RunState):
             if mount is None:
                 env[name] = value
             elif "secret" in mount[1]:
-                self._stand_in(env, name, f"Secret volume {mount[1]['secret'].get('secretName')} at {mount[0]}", node)
+                secret = mount[1]["secret"]
+                if not self._missing(secret.get("secretName", ""), None):
+                    self._stand_in(env, name, f"Secret volume {secret.get('secretName')} at {mount[0]}", node)
+            elif "emptyDir" in mount[1]:
+                env[name] = str(self._empty_dir(pod_dir, mount[1]) / value[len(mount[0]) :].lstrip("/"))
             else:
                 env[name] = str(self._config_map_dir(mount[1]) / value[len(mount[0]) :].lstrip("/"))
         env.update(self.options.env)
@@ -212,6 +254,11 @@ class PodRunner(RunState):
             users = self._omitted.setdefault(f"{name} ({source}) is not set locally; omitted for", [])
             if node.template_name not in users:
                 users.append(node.template_name)
+
+    def _empty_dir(self, pod_dir: Path, volume: Mapping[str, Any]) -> Path:
+        target = pod_dir / "volumes" / f"emptydir-{volume['name']}"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
 
     def _config_map_dir(self, volume: Mapping[str, Any]) -> Path:
         config_map = volume["configMap"]

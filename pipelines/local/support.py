@@ -284,10 +284,12 @@ class _Checker:
         volumes: dict[str, Mapping[str, Any]] = {}
         for i, volume in enumerate(tmpl.get("volumes") or []):
             place = f"{where}.volumes[{i}]"
-            self.keys(volume, place, {"name", "secret", "configMap"})
-            kinds = [k for k in ("secret", "configMap") if k in volume]
+            self.keys(volume, place, {"name", "secret", "configMap", "emptyDir"})
+            kinds = [k for k in ("secret", "configMap", "emptyDir") if k in volume]
             if len(kinds) != 1:
-                self.unsupported(f"{place} without exactly one of secret or configMap")
+                self.unsupported(f"{place} without exactly one of secret, configMap or emptyDir")
+            if "emptyDir" in volume:
+                self.keys(volume["emptyDir"] or {}, f"{place}.emptyDir", {"medium", "sizeLimit"})
             volumes[volume.get("name", "")] = volume
         for i, mount in enumerate(script.get("volumeMounts") or []):
             place = f"{where}.script.volumeMounts[{i}]"

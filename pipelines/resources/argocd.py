@@ -13,8 +13,6 @@ or the preview workflow creates them; see docs/ops.md.
 
 from __future__ import annotations
 
-import re
-
 from pipelines.config import Config, Environment, RepoRegistration
 from pipelines.resources.notifications import (
     ENVIRONMENT_ANNOTATION,
@@ -25,22 +23,10 @@ from pipelines.resources.notifications import (
 REGISTRATION_LABEL = "gitops-status-matrix/registration"
 PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 AUTOMATED = {"prune": False, "selfHeal": True}
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
-def application(config: Config, reg: RepoRegistration, env: Environment) -> dict:
-    """The Application of one environment of a registration.
-
-    Raises:
-        ValueError: the environment names no ``argocdApp`` or an invalid one, or the registration has no
-            installation id for its notifications subscription.
-    """
-    name = env.argocd_app
-    if not name or not _DNS_SUBDOMAIN.fullmatch(name):
-        raise ValueError(
-            f"registration {reg.name!r}, environment {env.name!r}: argocdApp {name!r} is not a Kubernetes name; "
-            "use lower-case letters, digits, '-' and '.'"
-        )
+def application(config: Config, reg: RepoRegistration, env: Environment, name: str) -> dict:
+    """The Application ``name`` of one environment of a registration (names are checked when the config loads)."""
     destination = {"server": reg.argocd.destination_server}
     if reg.argocd.destination_namespace:
         destination["namespace"] = reg.argocd.destination_namespace
@@ -73,26 +59,13 @@ def application(config: Config, reg: RepoRegistration, env: Environment) -> dict
 
 
 def resources(config: Config) -> list[dict]:
-    """Every static Application, sorted by registration name then environment order.
-
-    Raises:
-        ValueError: two environments name the same Application, or :func:`application` refuses one.
-    """
-    apps: list[dict] = []
-    owners: dict[str, str] = {}
-    for reg in sorted(config.repo_registrations, key=lambda r: r.name):
-        for env in reg.environments:
-            if not env.argocd_app:
-                continue
-            where = f"{reg.name}/{env.name}"
-            if env.argocd_app in owners:
-                raise ValueError(
-                    f"argocdApp {env.argocd_app!r} is used by {owners[env.argocd_app]} and {where}; "
-                    "give each environment its own Application"
-                )
-            owners[env.argocd_app] = where
-            apps.append(application(config, reg, env))
-    return apps
+    """Every static Application, sorted by registration name then environment order."""
+    return [
+        application(config, reg, env, env.argocd_app)
+        for reg in sorted(config.repo_registrations, key=lambda r: r.name)
+        for env in reg.environments
+        if env.argocd_app
+    ]
 
 
 __all__ = ["AUTOMATED", "REGISTRATION_LABEL", "application", "resources"]

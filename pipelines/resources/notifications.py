@@ -48,42 +48,23 @@ def service_name(installation_id: int) -> str:
 
 
 def _ids(config: Config, reg: RepoRegistration) -> tuple[int, int]:
+    # pipelines.config.conflicts guarantees both for a registration with Applications.
     app_id = config.app_id_for(reg)
-    if reg.installation_id is None or app_id is None:
-        raise ValueError(
-            f"registration {reg.name!r} has Argo CD applications but no "
-            f"{'installationId' if reg.installation_id is None else 'app id'}: Argo CD notifications need "
-            "a fixed GitHub App installation per service; set installationId (and appId or github.appId)"
-        )
+    assert reg.installation_id is not None and app_id is not None, f"{reg.name}: checked when the config loads"
     return reg.installation_id, app_id
 
 
 def installations(config: Config) -> dict[int, int]:
-    """Installation id -> GitHub App id for every registration that has Argo CD Applications.
-
-    Raises:
-        ValueError: a registration with Applications lacks an installation or app id, or one installation
-            id is given two different app ids.
-    """
-    out: dict[int, int] = {}
-    for reg in sorted(config.repo_registrations, key=lambda r: r.name):
-        if not any(env.argocd_app for env in reg.environments):
-            continue
-        installation_id, app_id = _ids(config, reg)
-        if out.setdefault(installation_id, app_id) != app_id:
-            raise ValueError(
-                f"installation {installation_id} is given app ids {out[installation_id]} and {app_id}; "
-                f"an installation belongs to one GitHub App: fix appId of registration {reg.name!r}"
-            )
-    return out
+    """Installation id -> GitHub App id for every registration that has Argo CD Applications."""
+    return {
+        _ids(config, reg)[0]: _ids(config, reg)[1]
+        for reg in sorted(config.repo_registrations, key=lambda r: r.name)
+        if any(env.argocd_app for env in reg.environments)
+    }
 
 
 def subscription_annotations(config: Config, reg: RepoRegistration) -> dict[str, str]:
-    """The ``subscribe.<trigger>.<service>`` annotations of the registration's Applications (empty recipient).
-
-    Raises:
-        ValueError: the registration has no installation id or app id.
-    """
+    """The ``subscribe.<trigger>.<service>`` annotations of the registration's Applications (empty recipient)."""
     service = service_name(_ids(config, reg)[0])
     return {f"{SUBSCRIBE_PREFIX}.{trigger}.{service}": "" for trigger in TRIGGERS}
 

@@ -78,18 +78,21 @@ def layout(config: Config) -> list[SecretSpec]:
             "Argo Events EventSource: the webhook secret of each GitHub App, to verify X-Hub-Signature-256",
         ),
         SecretSpec(
-            config.s3.credentials_secret,
-            config.argo.namespace,
-            S3_KEYS,
-            "workflow steps: S3/MinIO credentials for publishing released data",
-        ),
-        SecretSpec(
             config.argocd.token_secret,
             config.argo.namespace,
             (ARGOCD_TOKEN_KEY,),
             "workflow steps: Argo CD API token (read-only on the registered Applications)",
         ),
     ]
+    if config.s3.credentials_secret:
+        specs.append(
+            SecretSpec(
+                config.s3.credentials_secret,
+                config.argo.namespace,
+                S3_KEYS,
+                "workflow steps: S3/MinIO credentials for publishing released data",
+            )
+        )
     specs += [
         SecretSpec(
             app_key_secret(config, app_id),

@@ -60,8 +60,10 @@ def _read_token(env: Mapping[str, str]) -> str:
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
+            secret = env.get("ARGOCD_TOKEN_SECRET", "")
+            what = f"Secret {secret} (missing, or without that key)" if secret else "the token Secret"
             raise ConfigError(
-                f"Argo CD token file {path} cannot be read ({exc.strerror}); mount the token Secret there"
+                f"Argo CD token file {path} cannot be read ({exc.strerror}); mount {what} there"
             ) from None
         source = path
     elif env.get(TOKEN_ENV, "").strip():

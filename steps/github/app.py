@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 KEY_PATH_ENV = "GITHUB_APP_PRIVATE_KEY_PATH"
 KEY_PEM_ENV = "GITHUB_APP_PRIVATE_KEY"
+KEY_SECRET_ENV = "GITHUB_APP_PRIVATE_KEY_SECRET"  # noqa: S105 - names the Secret/key the file comes from
 DEFAULT_KEY_PATH = "/var/run/secrets/github-app/private-key"
 JWT_LIFETIME_SECONDS = 540
 CLOCK_SKEW_SECONDS = 60
@@ -74,8 +75,10 @@ def load_private_key(
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
+            secret = environ.get(KEY_SECRET_ENV, "")
+            where = f"Secret {secret} (missing, or without that key)" if secret else "the App's key"
             raise ConfigError(
-                f"GitHub App private key file {source} cannot be read ({exc.strerror}); mount the App's key there"
+                f"GitHub App private key file {source} cannot be read ({exc.strerror}); mount {where} there"
             ) from None
     elif environ.get(KEY_PEM_ENV):
         source, data = f"${KEY_PEM_ENV}", environ[KEY_PEM_ENV].encode()
@@ -216,12 +219,24 @@ def _app_error(exc: GithubException, action: str) -> Exception:
     return InfraError(f"GitHub failed to {action}: HTTP {exc.status} {message}".strip())
 
 
+def _id(value: int | str | None) -> int | None:
+    """A GitHub id given as an int or a decimal string; None when empty or absent."""
+    if isinstance(value, int):
+        return value
+    text = str(value or "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ConfigError(f"{text[:20]!r} is not a GitHub id (a positive integer)")
+    return int(text)
+
+
 def token_source(
     repository: str,
     permissions: Mapping[str, str],
     *,
-    installation_id: str | int = "",
-    app_id: str | int = "",
+    installation_id: int | str | None = None,
+    app_id: int | str | None = None,
     settings: GitHubStepSettings | None = None,
 ) -> Callable[[], str]:
     """A function that mints a fresh token for one repository with only ``permissions`` each time it is called.
@@ -237,15 +252,16 @@ def token_source(
         ConfigError: no app id or no private key.
     """
     settings = settings or GitHubStepSettings.from_env()
-    app_id = str(app_id or settings.app_id).strip()
-    if not app_id.isdigit():
+    app = _id(app_id) or _id(settings.app_id)
+    if app is None:
         raise ConfigError("no GitHub App id: pass app-id or set GITHUB_APP_ID (github.appId in hera_config.yaml)")
-    app = GitHubApp(int(app_id), load_private_key(), settings.api_url, settings.timeout, settings.budget)
+    client = GitHubApp(app, load_private_key(), settings.api_url, settings.timeout, settings.budget)
     wanted = _check_permissions(permissions)
+    known = _id(installation_id)
 
     def mint() -> str:
-        installation = int(installation_id) if str(installation_id).strip() else app.find_installation(repository)
-        return app.installation_token(installation, repository, wanted).token
+        installation = known if known is not None else client.find_installation(repository)
+        return client.installation_token(installation, repository, wanted).token
 
     return mint
 
@@ -254,8 +270,8 @@ def repo_client(
     repository: str,
     permissions: Mapping[str, str],
     *,
-    installation_id: str | int = "",
-    app_id: str | int = "",
+    installation_id: int | str | None = None,
+    app_id: int | str | None = None,
     settings: GitHubStepSettings | None = None,
 ) -> RepoClient:
     """A PyGithub client for one repository whose token is minted on first use (see ``token_source``)."""

@@ -8,6 +8,7 @@ GitHub's 1000-statuses-per-context limit far away); ``post_status`` does it for 
 import logging
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from github import GithubObject
 from github.Repository import Repository
@@ -95,7 +96,9 @@ def set_commit_status(
     return StatusResult(repo, sha, state, description, context, target_url, posted)
 
 
-def post_status(repo: str, sha: str, state: str, description: str, installation_id: str, app_id: str) -> dict:
+def post_status(
+    repo: str, sha: str, state: str, description: str, installation_id: int | None, app_id: int | None
+) -> dict[str, Any]:
     """Set the commit status as a step does: settings from the environment, recorded in local runs."""
     settings = GitHubStepSettings.from_env()
     repo, sha = check_target(repo, sha)

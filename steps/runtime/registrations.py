@@ -3,7 +3,7 @@
 One model serves both layers: ``pipelines.config`` validates ``repoRegistrations`` in hera_config.yaml
 with it, and steps read the same entries back from the ConfigMap that ``render`` generates from them
 (https://kubernetes.io/docs/concepts/configuration/configmap/#using-configmaps-as-files-from-a-pod),
-mounted at ``$GSM_REGISTRATIONS`` (default ``/etc/gitops-status-matrix/registrations.yaml``).
+mounted at ``$STEP_REGISTRATIONS_FILE`` (default ``/etc/gitops-status-matrix/registrations.yaml``).
 """
 
 import os
@@ -17,9 +17,22 @@ from pydantic.alias_generators import to_camel
 
 from steps.runtime.errors import ConfigError
 
-REGISTRATIONS_ENV = "GSM_REGISTRATIONS"
+REGISTRATIONS_ENV = "STEP_REGISTRATIONS_FILE"
 DEFAULT_REGISTRATIONS = "/etc/gitops-status-matrix/registrations.yaml"
 _NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+# A Kubernetes object name (DNS-1123 subdomain), as an Argo CD Application's metadata.name must be.
+_OBJECT_NAME_RE = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+
+
+class Problems(ValueError):
+    """Settings that are each valid alone but wrong together; ``items`` are ``(key path, message)`` pairs.
+
+    Key paths are relative to the model that raised it; ``pipelines.config.format_errors`` prefixes them.
+    """
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{where}: {message}" for where, message in items))
+        self.items = items
 
 
 class _Model(BaseModel):
@@ -33,7 +46,7 @@ class Environment(_Model):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
     branch: str = "main"
-    argocd_app: str | None = None
+    argocd_app: str | None = Field(None, pattern=_OBJECT_NAME_RE)
     url: str | None = None
     production: StrictBool = False
     after: str | None = None
@@ -88,16 +101,21 @@ class RepoRegistration(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> "RepoRegistration":
+        found: list[tuple[str, str]] = []
         if not re.fullmatch(r"https://[^\s/]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?(\.git)?/?", self.repo_url):
-            raise ValueError(f"repoUrl {self.repo_url!r} is not a GitHub HTTPS URL; use https://github.com/OWNER/REPO")
+            found.append(("repoUrl", f"{self.repo_url!r} is not a GitHub HTTPS URL; use https://github.com/OWNER/REPO"))
         names = [e.name for e in self.environments]
-        if len(set(names)) != len(names):
-            raise ValueError(f"environments: duplicate environment names {names}")
-        for env in self.environments:
+        for j, env in enumerate(self.environments):
+            if names.index(env.name) != j:
+                found.append((f"environments[{j}].name", f"duplicate environment name {env.name!r}; rename one"))
             if env.after is not None and env.after not in names:
-                raise ValueError(f"environments: {env.name!r} comes after unknown environment {env.after!r}")
+                found.append(
+                    (f"environments[{j}].after", f"{env.name!r} comes after unknown environment {env.after!r}")
+                )
         if self.data_path.startswith("/") or ".." in Path(self.data_path).parts:
-            raise ValueError(f"dataPath {self.data_path!r} must be a relative path inside the repository")
+            found.append(("dataPath", f"{self.data_path!r} must be a relative path inside the repository"))
+        if found:
+            raise Problems(found)
         return self
 
 
@@ -134,6 +152,7 @@ __all__ = [
     "ArgoCDSource",
     "Environment",
     "Preview",
+    "Problems",
     "RepoRegistration",
     "dump_registrations",
     "load_registration",

@@ -1,4 +1,4 @@
-"""The ``@step`` decorator: logging, secret scrubbing, and failure reporting for functions run in pods.
+"""The ``@step`` decorator: typed arguments, scrubbed logging, and failure reporting for functions run in pods.
 
 In a pod (``python -m hera.workflows.runner -e steps.<module>:<function>``) a failing step writes its
 one-line summary to the container's termination message, which Argo turns into the node message that
@@ -15,13 +15,14 @@ import functools
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from steps.runtime.errors import StepError
+from steps.runtime.logs import configure_logging, scrub
+from steps.runtime.params import coerce, runner_signature
 
 TERMINATION_LOG_ENV = "STEP_TERMINATION_LOG"
 EXIT_FINAL = 2  # bad data or configuration: a retry cannot help
@@ -29,43 +30,6 @@ EXIT_RETRY = 75  # EX_TEMPFAIL: a dependency failed; the retryStrategy may try a
 EXIT_CRASH = 1  # an unexpected exception (a bug)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_SECRET_PATTERNS = [
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
-    re.compile(r"\b(gh[pousr]_[A-Za-z0-9_]{16,}|github_pat_[A-Za-z0-9_]{20,})"),
-    re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{16,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-]
-
-
-def scrub(text: str) -> str:
-    """Replace anything shaped like a private key, token or JWT with ``[redacted]``."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub("[redacted]", text)
-    return text
-
-
-class ScrubbingFilter(logging.Filter):
-    """A logging filter that scrubs secrets from every record's rendered message (defence in depth)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
-        rendered = record.getMessage()
-        cleaned = scrub(rendered)
-        if cleaned != rendered:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-def configure_logging(level: str | None = None) -> None:
-    """Log to stderr (stdout carries the step's result to Argo) through the scrubbing filter, once."""
-    root = logging.getLogger()
-    if any(isinstance(f, ScrubbingFilter) for h in root.handlers for f in h.filters):
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(ScrubbingFilter())
-    root.addHandler(handler)
-    root.setLevel(level or os.environ.get("STEP_LOG_LEVEL", "INFO"))
 
 
 def _terminate(summary: str, code: int) -> None:
@@ -88,7 +52,7 @@ def step(fn: F) -> F:
         configure_logging()
         log = logging.getLogger(fn.__module__)
         try:
-            result = fn(*args, **kwargs)
+            result = fn(**coerce(fn, args, kwargs))
         except StepError as exc:
             log.error("%s failed: %s", fn.__name__, exc.detail)
             _terminate(exc.summary, EXIT_RETRY if exc.kind == "error" else EXIT_FINAL)
@@ -102,7 +66,8 @@ def step(fn: F) -> F:
             return json.dumps(result)
         return result
 
+    wrapper.__signature__, wrapper.__annotations__ = runner_signature(fn)  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
 
 
-__all__ = ["EXIT_CRASH", "EXIT_FINAL", "EXIT_RETRY", "ScrubbingFilter", "configure_logging", "scrub", "step"]
+__all__ = ["EXIT_CRASH", "EXIT_FINAL", "EXIT_RETRY", "step"]

@@ -9,6 +9,7 @@ reads all of it back for the exit handler's summaries.
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from steps.store.artifacts import ArtifactStore, Upload, open_store
 log = logging.getLogger(__name__)
 
 WORKSPACE_ENV = "RELEASE_WORKSPACE"
+S3_SECRET_ENV = "S3_CREDENTIALS_SECRET"  # noqa: S105 - the name of a variable
+S3_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "access-key-id", "AWS_SECRET_ACCESS_KEY": "secret-access-key"}
 STORE_ENV = "RELEASE_STORE"
 MAX_DOWNLOAD_BYTES = 64 * 1024**3
 SUMMARY_KEY = "summary.json"
@@ -34,10 +37,31 @@ REPORT_SUFFIX = ".validation.json"
 MAX_REPORT_BYTES = 16 * 1024 * 1024
 
 
+def check_s3_credentials(environ: Mapping[str, str] | None = None) -> None:
+    """Fail at once, naming the Secret and key, when the pod's S3 credentials Secret was missing or incomplete.
+
+    The template mounts the keys with ``optional: true`` (a missing Secret would otherwise keep the pod from
+    starting at all, until the workflow deadline) and names the Secret in ``$S3_CREDENTIALS_SECRET``.
+
+    Raises:
+        ConfigError: a key of that Secret did not arrive.
+    """
+    env = os.environ if environ is None else environ
+    secret = env.get(S3_SECRET_ENV, "").strip()
+    missing = [key for var, key in S3_SECRET_KEYS.items() if secret and not env.get(var, "").strip()]
+    if missing:
+        raise ConfigError(
+            f"S3 credentials missing: Secret {secret} has no {' or '.join(missing)} (or does not exist); "
+            "create it as docs/ops.md shows"
+        )
+
+
 def _store(variable: str) -> ArtifactStore:
     url = os.environ.get(variable, "").strip()
     if not url:
         raise ConfigError(f"${variable} is not set; the WorkflowTemplate sets it from the s3 section of hera_config")
+    if url.startswith("s3://"):
+        check_s3_credentials()
     return open_store(url)
 
 
@@ -217,6 +241,7 @@ def _with_file(table: TableOutcome, file: str) -> TableOutcome:
 
 __all__ = [
     "SUMMARY_KEY",
+    "check_s3_credentials",
     "download_prefix",
     "fetch_input",
     "read_run",

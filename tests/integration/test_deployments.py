@@ -72,7 +72,7 @@ class Env:
 def env(github_env, argocd_emulator, tmp_path, monkeypatch) -> Env:
     path = tmp_path / "registrations.yaml"
     settings = {
-        "GSM_REGISTRATIONS": str(path),
+        "STEP_REGISTRATIONS_FILE": str(path),
         "ARGOCD_SERVER_URL": argocd_emulator.url,
         "ARGOCD_TOKEN": ARGOCD_TEST_TOKEN,
         "ARGOCD_NAMESPACE": "argocd",

@@ -179,8 +179,8 @@ def test_expressions_of_the_release_template() -> None:
     assert lr.evaluate(retry, {"lastRetry": {"status": "Failed", "exitCode": "2"}}) is False
     with pytest.raises(lr.ExpressionError, match="failed to resolve"):
         lr.substitute("{{inputs.parameters.nope}}", scope, "args")
-    with pytest.raises(lr.ExpressionError, match="unknown function sprig.sha256sum"):
-        lr.parse_expression("sprig.sha256sum(workflow.name)")
+    with pytest.raises(lr.ExpressionError, match="unknown function sprig.sha1sum"):
+        lr.parse_expression("sprig.sha1sum(workflow.name)")
 
 
 def test_depends_parsing() -> None:
@@ -210,7 +210,7 @@ def test_unsupported_features_are_refused_by_name_before_anything_runs(tmp_path:
     tasks[0]["withSequence"] = {"count": "3"}
     tasks[1]["depends"] = "first && sprig.hasKey(x)"
     tasks[2]["arguments"]["parameters"][0]["value"] = "{{tasks.items.outputs.parameters.list}}"
-    tasks[3]["when"] = "{{=sprig.sha256sum(workflow.name)}} == x"
+    tasks[3]["when"] = "{{=sprig.sha1sum(workflow.name)}} == x"
     with pytest.raises(lr.LocalRunRefused) as refused:
         lr.LocalRun(resource, {"trace-dir": str(tmp_path)}, lr.RunOptions(runs_dir=tmp_path / "runs"))
     text = str(refused.value)
@@ -227,7 +227,7 @@ def test_unsupported_features_are_refused_by_name_before_anything_runs(tmp_path:
         "tasks[0] ('first').withSequence",
         "tasks[1] ('items').depends",
         "tasks.items.outputs.parameters.list",
-        "unknown function sprig.sha256sum",
+        "unknown function sprig.sha1sum",
     ]:
         assert expected in text, f"{expected!r} not named in:\n{text}"
     assert all("python -m pipelines submit" in p for p in refused.value.problems if "does not support" in p)
@@ -395,8 +395,8 @@ def test_env_secrets_and_volumes_get_local_stand_ins(scenarios: dict[str, Scenar
     seen = json.loads(node(result, ".env").result or "")
     assert seen["SECRET_TOKEN"]["value"] == "s3cr3t-value"  # secretKeyRef from the local stand-in
     assert seen["KEY_PATH"]["content"] == "not a real key"  # a path into a Secret volume: the stand-in path
-    assert seen["GSM_REGISTRATIONS"]["content"] == "repoRegistrations: []\n"  # ConfigMap volume written locally
-    assert seen["GSM_REGISTRATIONS"]["value"].startswith(str(result.run_dir))
+    assert seen["STEP_REGISTRATIONS_FILE"]["content"] == "repoRegistrations: []\n"  # ConfigMap volume written locally
+    assert seen["STEP_REGISTRATIONS_FILE"]["value"].startswith(str(result.run_dir))
     assert seen["STEP_TERMINATION_LOG"]["value"].startswith(str(result.run_dir / "pods"))
     assert seen["MISSING"]["value"] is None
     assert seen["LOCAL_ONLY"]["value"] == "set by the local runner"

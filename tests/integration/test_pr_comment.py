@@ -116,7 +116,7 @@ def register(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., R
         )
         path = tmp_path / "registrations.yaml"
         path.write_text(dump_registrations([registration]))
-        monkeypatch.setenv("GSM_REGISTRATIONS", str(path))
+        monkeypatch.setenv("STEP_REGISTRATIONS_FILE", str(path))
         return registration
 
     return write

@@ -302,7 +302,7 @@ def pod_env(tmp_path, config):
         "RELEASE_STORE": str(tmp_path / "store"),
         "RELEASE_SOURCE": str(ROOT / "examples/release-data"),
         "GITHUB_RECORD_FILE": str(tmp_path / "github.jsonl"),
-        "GSM_REGISTRATIONS": str(registrations),
+        "STEP_REGISTRATIONS_FILE": str(registrations),
     }
 
 

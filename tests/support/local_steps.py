@@ -92,7 +92,7 @@ def record(out: str, status: str, failures: str) -> str:
     """The exit handler of the tests: write what it received (raw) and the environment it saw."""
     seen = {
         key: os.environ.get(key)
-        for key in ("GSM_REGISTRATIONS", "STEP_TERMINATION_LOG", "SECRET_TOKEN", "KEY_PATH", "LOCAL_ONLY")
+        for key in ("STEP_REGISTRATIONS_FILE", "STEP_TERMINATION_LOG", "SECRET_TOKEN", "KEY_PATH", "LOCAL_ONLY")
     }
     Path(out).write_text(json.dumps({"status": status, "failures": failures, "env": seen}), encoding="utf-8")
     return status

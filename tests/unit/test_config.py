@@ -39,21 +39,92 @@ def test_defaults_apply(tmp_path):
     [
         ({"github": {"bogus": 1}}, "github.bogus: Extra inputs are not permitted"),
         ({"repoRegistrations": [registration(installationId="123")]}, "repoRegistrations[0].installationId"),
-        ({"repoRegistrations": [registration(installationId=1.5)]}, "write a plain integer"),
-        ({"repoRegistrations": [registration(repoUrl="git@github.com:acme/data.git")]}, "not a GitHub HTTPS URL"),
-        ({"repoRegistrations": [registration(repoUrl="http://github.com/acme/data")]}, "not a GitHub HTTPS URL"),
+        (
+            {"repoRegistrations": [registration(installationId=1.5)]},
+            "repoRegistrations[0].installationId: Input should be a valid integer",
+        ),
+        (
+            {"repoRegistrations": [registration(repoUrl="git@github.com:acme/data.git")]},
+            "repoRegistrations[0].repoUrl: 'git@github.com:acme/data.git' is not a GitHub HTTPS URL",
+        ),
+        (
+            {"repoRegistrations": [registration(repoUrl="http://github.com/acme/data")]},
+            "repoRegistrations[0].repoUrl: 'http://github.com/acme/data' is not a GitHub HTTPS URL",
+        ),
         (
             {"repoRegistrations": [registration(), registration(repoUrl="https://github.com/acme/x")]},
-            "duplicate registration names ['acme-data']",
+            "repoRegistrations[1].name: duplicate registration name 'acme-data' (also repoRegistrations[0])",
         ),
-        ({"repoRegistrations": [registration(), registration(name="other")]}, "registered twice"),
+        (
+            {"repoRegistrations": [registration(), registration(name="other")]},
+            "repoRegistrations[1].repoUrl: acme/data is registered twice",
+        ),
         ({"workflow": {"tableParallelism": 0}}, "workflow.tableParallelism"),
         (
             {"repoRegistrations": [registration(environments=[{"name": "prod", "after": "staging"}])]},
-            "unknown environment 'staging'",
+            "repoRegistrations[0].environments[0].after: 'prod' comes after unknown environment 'staging'",
         ),
-        ({"repoRegistrations": [registration(installationId=None)]}, "no installationId and no app id"),
-        ({"repoRegistrations": [registration(dataPath="../etc")]}, "relative path inside the repository"),
+        (
+            {"repoRegistrations": [registration(installationId=None)]},
+            "repoRegistrations[0].installationId: no installationId and no app id",
+        ),
+        (
+            {
+                "repoRegistrations": [
+                    registration(environments=[{"name": "staging", "argocdApp": "shared"}]),
+                    registration(
+                        name="other",
+                        repoUrl="https://github.com/acme/other",
+                        environments=[{"name": "staging", "argocdApp": "shared"}],
+                    ),
+                ]
+            },
+            "repoRegistrations[1].environments[0].argocdApp: Application 'shared' is also used by "
+            "repoRegistrations[0].environments[0].argocdApp",
+        ),
+        (
+            {
+                "repoRegistrations": [
+                    registration(
+                        environments=[
+                            {"name": "a", "after": "c"},
+                            {"name": "b", "after": "a"},
+                            {"name": "c", "after": "b"},
+                        ]
+                    )
+                ]
+            },
+            "repoRegistrations[0].environments: 'after' forms a cycle a -> c -> b -> a",
+        ),
+        (
+            {
+                "repoRegistrations": [
+                    registration(appId=1),
+                    registration(name="other", repoUrl="https://github.com/acme/other", appId=2),
+                ]
+            },
+            "repoRegistrations[1].appId: installation 11111111 is given app ids 1 (repoRegistrations[0]) and 2",
+        ),
+        (
+            {
+                "repoRegistrations": [
+                    registration(
+                        installationId=None,
+                        appId=5,
+                        environments=[{"name": "staging", "argocdApp": "acme-data-staging"}],
+                    )
+                ]
+            },
+            "repoRegistrations[0].installationId: the registration has Argo CD applications",
+        ),
+        (
+            {"repoRegistrations": [registration(environments=[{"name": "staging", "argocdApp": "Acme_Data"}])]},
+            "repoRegistrations[0].environments[0].argocdApp",
+        ),
+        (
+            {"repoRegistrations": [registration(dataPath="../etc")]},
+            "repoRegistrations[0].dataPath: '../etc' must be a relative path inside the repository",
+        ),
     ],
 )
 def test_invalid_config_names_file_key_path_and_fix(tmp_path, data, expected):
@@ -61,8 +132,23 @@ def test_invalid_config_names_file_key_path_and_fix(tmp_path, data, expected):
     with pytest.raises(ConfigFileError) as info:
         load_config(path)
     message = str(info.value)
-    assert str(path) in message
-    assert expected in message
+    assert f"{path}: {expected}" in message
+    assert "Traceback" not in message
+
+
+def test_every_conflict_is_reported_at_once(tmp_path):
+    data = {
+        "repoRegistrations": [
+            registration(environments=[{"name": "staging", "argocdApp": "shared"}]),
+            registration(environments=[{"name": "staging", "argocdApp": "shared"}]),
+        ]
+    }
+    with pytest.raises(ConfigFileError) as info:
+        load_config(write(tmp_path, data))
+    message = str(info.value)
+    assert "3 problem(s)" in message
+    for where in ("repoRegistrations[1].name", "repoRegistrations[1].repoUrl", "environments[0].argocdApp"):
+        assert where in message
 
 
 def test_ghes_repo_urls_must_match_the_api_host(tmp_path):

@@ -1,0 +1,160 @@
+"""What a step's pod mounts: each credential or file a step may need, as a typed value a script asks for.
+
+A step lists the mounts it needs (``scripts.script(..., mounts=[m.github_app, m.s3])``) and gets exactly those
+Secrets and ConfigMaps, nothing else: a pod holds only the credentials its own step uses. Every Secret
+reference is ``optional: true`` (https://kubernetes.io/docs/concepts/configuration/secret/#restriction-secret-must-exist):
+a missing Secret or key would otherwise keep the pod in ``CreateContainerConfigError`` until the workflow
+deadline (an hour by default) with no step ever reporting it; optional, the step starts, finds the file or
+variable absent and fails at once naming the Secret and key (``*_SECRET`` variables carry the names, never
+values). The exit handler in particular then always runs and posts the final commit status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hera.workflows import ConfigMapVolume, EmptyDirVolume, Env, SecretEnv, SecretVolume
+from hera.workflows import models as m
+
+from pipelines.config import Config
+from pipelines.resources.secrets import ARGOCD_TOKEN_KEY, S3_KEYS
+from steps.runtime.registrations import DEFAULT_REGISTRATIONS, REGISTRATIONS_ENV
+
+GITHUB_KEY_DIR = "/var/run/secrets/github-app"
+ARGOCD_TOKEN_DIR = "/var/run/secrets/argocd"  # noqa: S105 - a mount path
+REGISTRATIONS_CONFIGMAP = "release-data-prep-registrations"
+SCRATCH_DIR = "/tmp"  # noqa: S108 - an emptyDir: the root filesystem is read-only
+
+
+def workflow_parameter(name: str) -> str:
+    """``{{workflow.parameters.NAME}}``: the run's argument, resolved by Argo."""
+    return "{{workflow.parameters.%s}}" % name  # noqa: UP031 - braces are Argo's, not format()'s
+
+
+@dataclass(frozen=True)
+class Mount:
+    """Environment variables and volumes that give a pod one credential or file.
+
+    Attributes:
+        name: What it is, for people and tests (``github-app``, ``s3``, ...).
+        env: Variables to set (plain values or ``secretKeyRef``).
+        volumes: Volumes to mount (Hera mounts each at its ``mount_path``).
+    """
+
+    name: str
+    env: tuple[Env | SecretEnv, ...] = ()
+    volumes: tuple[Any, ...] = field(default=())
+
+
+class Mounts:
+    """The mounts a step can ask for, built from the config.
+
+    Args:
+        config: The loaded ``hera_config.yaml``.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @property
+    def github_app(self) -> Mount:
+        """The run's GitHub App private key (Secret ``github-app-<app-id>``), as a file."""
+        github = self.config.github
+        secret = github.private_key_secret.format(app_id=workflow_parameter("app-id"))
+        key = github.private_key_secret_key
+        volume = SecretVolume(
+            name="github-app",
+            secret_name=secret,
+            mount_path=GITHUB_KEY_DIR,
+            items=[m.KeyToPath(key=key, path="private-key")],
+            default_mode=0o440,
+            optional=True,
+        )
+        env = (
+            Env(name="GITHUB_APP_PRIVATE_KEY_PATH", value=f"{GITHUB_KEY_DIR}/private-key"),
+            Env(name="GITHUB_APP_PRIVATE_KEY_SECRET", value=f"{secret}/{key}"),
+        )
+        return Mount("github-app", env, (volume,))
+
+    @property
+    def s3(self) -> Mount:
+        """Where releases and the run's workspace are, and the S3 credentials (``s3.credentialsSecret``).
+
+        With ``credentialsSecret: null`` no keys are mounted and boto3 finds credentials itself (e.g. IRSA).
+        """
+        s3 = self.config.s3
+        root = f"s3://{s3.bucket}/{s3.prefix.strip('/')}".rstrip("/")
+        env: list[Env | SecretEnv] = [
+            Env(name="RELEASE_STORE", value=root),
+            Env(name="RELEASE_WORKSPACE", value=f"{root}/_runs/{{{{workflow.name}}}}"),
+            Env(name="AWS_DEFAULT_REGION", value=s3.region),
+        ]
+        if s3.endpoint_url:
+            env.append(Env(name="AWS_ENDPOINT_URL_S3", value=s3.endpoint_url))
+        if s3.credentials_secret:
+            env += [
+                Env(name="S3_CREDENTIALS_SECRET", value=s3.credentials_secret),
+                SecretEnv(
+                    name="AWS_ACCESS_KEY_ID", secret_name=s3.credentials_secret, secret_key=S3_KEYS[0], optional=True
+                ),
+                SecretEnv(
+                    name="AWS_SECRET_ACCESS_KEY",
+                    secret_name=s3.credentials_secret,
+                    secret_key=S3_KEYS[1],
+                    optional=True,
+                ),
+            ]
+        return Mount("s3", tuple(env))
+
+    @property
+    def argocd(self) -> Mount:
+        """The Argo CD API server, its settings and its token (Secret ``argocd.tokenSecret``), as a file."""
+        a = self.config.argocd
+        env = [
+            Env(name="ARGOCD_SERVER_URL", value=a.server_url),
+            Env(name="ARGOCD_UI_URL", value=a.ui_base),
+            Env(name="ARGOCD_TOKEN_FILE", value=f"{ARGOCD_TOKEN_DIR}/token"),
+            Env(name="ARGOCD_TOKEN_SECRET", value=f"{a.token_secret}/{ARGOCD_TOKEN_KEY}"),
+            Env(name="ARGOCD_NAMESPACE", value=a.namespace),
+            Env(name="ARGOCD_PROJECT", value=a.project),
+            # Lets the step skip the look-up of an earlier attempt's deployment on a first attempt.
+            Env(name="STEP_RETRIES", value="{{retries}}"),
+            Env(name="ARGOCD_STABILITY_SECONDS", value=str(a.stability_seconds)),
+            Env(name="ARGOCD_TIMEOUT_SECONDS", value=str(a.timeout_seconds)),
+            Env(name="ARGOCD_INSECURE", value="false" if a.verify_tls else "true"),
+        ]
+        if a.ca_bundle:
+            env.append(Env(name="ARGOCD_CA_BUNDLE", value=a.ca_bundle))
+        volume = SecretVolume(
+            name="argocd-token",
+            secret_name=a.token_secret,
+            mount_path=ARGOCD_TOKEN_DIR,
+            items=[m.KeyToPath(key=ARGOCD_TOKEN_KEY, path="token")],
+            optional=True,
+        )
+        return Mount("argocd", tuple(env), (volume,))
+
+    @property
+    def registrations(self) -> Mount:
+        """The registrations ConfigMap, as the file ``steps.runtime.registrations`` reads."""
+        directory = DEFAULT_REGISTRATIONS.rsplit("/", 1)[0]
+        # Hera names the ConfigMap after the volume.
+        volume = ConfigMapVolume(name=REGISTRATIONS_CONFIGMAP, mount_path=directory)
+        return Mount("registrations", (Env(name=REGISTRATIONS_ENV, value=DEFAULT_REGISTRATIONS),), (volume,))
+
+    @property
+    def scratch(self) -> Mount:
+        """``/tmp`` as an emptyDir: the only writable place, since the root filesystem is read-only."""
+        return Mount("scratch", (), (EmptyDirVolume(name="scratch", mount_path=SCRATCH_DIR),))
+
+
+__all__ = [
+    "ARGOCD_TOKEN_DIR",
+    "GITHUB_KEY_DIR",
+    "REGISTRATIONS_CONFIGMAP",
+    "SCRATCH_DIR",
+    "Mount",
+    "Mounts",
+    "workflow_parameter",
+]
