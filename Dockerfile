@@ -13,11 +13,15 @@ RUN pip install --no-cache-dir --prefix=/install -c constraints.txt .
 
 FROM python:3.11-slim
 COPY --from=build /install /usr/local
-# The WorkflowTemplate runs pods as uid 10001 (runAsNonRoot); the GitHub key is mounted 0440 for fsGroup 10001.
+# The WorkflowTemplate runs pods as uid/gid 10001 (runAsNonRoot, Pod Security "restricted") with a read-only
+# root filesystem and an emptyDir at /tmp; the GitHub key is mounted 0440 for fsGroup 10001.
 RUN useradd --uid 10001 --user-group --create-home runner
 USER 10001
 WORKDIR /home/runner
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-# Smoke test when the image is built: every step module imports.
-RUN python -c "import steps.github.statuses, steps.github.app, hera.workflows.runner"
+# Smoke test when the image is built: every module of steps/ and pipelines/ imports (tasks.py test checks the
+# same install more deeply: schemas load and steps run through the runner; tests/support/runtime_probe.py).
+RUN python -c "import importlib, pkgutil, steps, pipelines, hera.workflows.runner; \
+[importlib.import_module(m.name) for p in (steps, pipelines) \
+ for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.') if m.name != 'pipelines.__main__']"
 CMD ["python", "-m", "hera.workflows.runner", "--help"]
