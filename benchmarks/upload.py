@@ -39,7 +39,8 @@ import botocore  # noqa: E402
 import moto  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from steps.store.artifacts import open_store, publish_release  # noqa: E402
+from steps.store.publish import publish_release  # noqa: E402
+from steps.store.url import open_store  # noqa: E402
 
 MIB = 1024 * 1024
 REPO = "bench/upload"

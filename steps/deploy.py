@@ -1,7 +1,7 @@
 """Steps that deploy: plan the environments of an event, gate each deployment on Argo CD, retire previews.
 
 One GitHub deployment per commit and environment (``steps.github.deployments``) whose statuses follow Argo CD
-(``steps.argocd.client`` waits, ``steps.policy.deploy`` decides): ``in_progress`` while Argo CD rolls the commit
+(``steps.argocd.watch`` waits, ``steps.policy.deploy`` decides): ``in_progress`` while Argo CD rolls the commit
 out, then ``success`` (with ``auto_inactive``), ``failure`` (degraded), ``error`` (timed out or Argo CD
 unusable) or ``inactive`` (superseded by a newer commit: not a failure).
 
@@ -28,7 +28,9 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from steps.argocd.client import ArgoCDClient, ArgoCDSettings, Outcome, app_ui_url
+from steps.argocd.client import ArgoCDClient
+from steps.argocd.settings import ArgoCDSettings, app_ui_url
+from steps.argocd.watch import Outcome
 from steps.github.app import repo_client
 from steps.github.deployments import GitHubDeployments, RecordedDeployments, required_contexts
 from steps.github.statuses import check_target

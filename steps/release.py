@@ -21,7 +21,7 @@ from steps.github.app import token_source
 from steps.runtime.errors import DataError, InfraError
 from steps.runtime.settings import GitHubStepSettings
 from steps.runtime.step import step
-from steps.store.artifacts import publish_release
+from steps.store.publish import publish_release
 from steps.store.registry import register_outputs
 from steps.store.workspace import (
     SMALL_FILE_BYTES,

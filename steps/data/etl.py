@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from steps.data.metadata import RELEASE_FILE, TableSpec, load_release
 from steps.data.schemas import prepare_schema, resolve_schema, text_to_dtype
 from steps.runtime.errors import ConfigError, DataError
-from steps.store.artifacts import MANIFEST_NAME
+from steps.store.publish import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 

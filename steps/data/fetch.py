@@ -32,7 +32,8 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
 from steps.runtime.errors import ConfigError, DataError, InfraError
-from steps.store.artifacts import ArtifactStore, open_store
+from steps.store.base import ArtifactStore
+from steps.store.url import open_store
 
 log = logging.getLogger(__name__)
 

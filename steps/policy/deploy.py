@@ -4,7 +4,7 @@ The gate reads an Argo CD Application (https://argo-cd.readthedocs.io/en/stable/
 ``status.sync``, ``status.operationState``, ``status.health`` of
 https://argo-cd.readthedocs.io/en/stable/user-guide/commands/argocd_app_get/) and says where it stands
 relative to one commit, in the style of int128/argocd-commenter's notification policy layer: no I/O here,
-the client in ``steps.argocd.client`` feeds it one Application JSON per watch event.
+the wait in ``steps.argocd.watch`` feeds it one Application JSON per watch event.
 
 A commit ``sha`` is **deployed** when all hold (the FIELD-NOTES trigger traps: ``on-deployed`` fired while
 Progressing, or for an older sync):

@@ -24,14 +24,9 @@ from pathlib import Path
 from typing import Protocol
 
 from steps.runtime.errors import DataError, InfraError
-from steps.store.artifacts import (
-    MANIFEST_NAME,
-    ArtifactStore,
-    PreconditionFailed,
-    load_manifest,
-    open_store,
-    release_prefix,
-)
+from steps.store.base import ArtifactStore, PreconditionFailed
+from steps.store.publish import MANIFEST_NAME, load_manifest, release_prefix
+from steps.store.url import open_store
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from steps.data.metadata import RELEASE_FILE
 from steps.policy.report import RunSummary, TableOutcome, stopped_stage, table_outcome
 from steps.policy.status import final_description, parse_failures
 from steps.runtime.errors import ConfigError
-from steps.store.artifacts import ArtifactStore, Upload, open_store
+from steps.store.base import ArtifactStore, Upload
+from steps.store.url import open_store
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from steps.argocd.client import ArgoCDClient, ArgoCDSettings, app_ui_url
+from steps.argocd.client import ArgoCDClient
+from steps.argocd.settings import ArgoCDSettings, app_ui_url
 from steps.policy.deploy import AppSnapshot, RevisionWatch, judge, order_by_after, timeout_reason
 from steps.runtime.errors import ConfigError
 from steps.runtime.registrations import Environment

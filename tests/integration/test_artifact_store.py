@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 
 from steps.runtime.errors import ConfigError, DataError, InfraError
-from steps.store.artifacts import (
-    LocalStore,
-    PreconditionFailed,
-    S3Store,
-    StoredObject,
-    checksums_match,
-    file_checksums,
-    open_store,
-    publish_release,
-    verify_stored,
-)
+from steps.store.base import PreconditionFailed, StoredObject, verify_stored
+from steps.store.checksums import checksums_match, file_checksums
+from steps.store.local import LocalStore
+from steps.store.publish import publish_release
+from steps.store.s3 import S3Store
+from steps.store.url import open_store
 
 MIB = 1024 * 1024
 REPO = "octo-org/prices"

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from steps.runtime.errors import DataError, InfraError
-from steps.store.artifacts import LocalStore, S3Store, publish_release
+from steps.store.local import LocalStore
+from steps.store.publish import publish_release
 from steps.store.registry import (
     HISTORY_LIMIT,
     ReleasePointer,
@@ -21,6 +22,7 @@ from steps.store.registry import (
     register_outputs,
     target_for,
 )
+from steps.store.s3 import S3Store
 
 REPO = "octo-org/prices"
 SHA = "89abcdef0123456789abcdef0123456789abcdef"

@@ -16,7 +16,8 @@ import pytest
 from steps.data import etl
 from steps.data.etl import build_release
 from steps.runtime.errors import ConfigError, DataError
-from steps.store.artifacts import LocalStore, publish_release
+from steps.store.local import LocalStore
+from steps.store.publish import publish_release
 from steps.store.registry import StoreRegistry, register_outputs
 
 SHA = "fedcba9876543210fedcba9876543210fedcba98"

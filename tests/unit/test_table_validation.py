@@ -8,9 +8,10 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 
-from steps.data import validation as table_validation
+from steps.data import keys
+from steps.data.failures import check_label
 from steps.data.schemas import Prices
-from steps.data.validation import check_label, validate_table, validate_table_file
+from steps.data.validation import validate_table, validate_table_file
 from steps.runtime.errors import SUMMARY_LIMIT, DataError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -124,7 +125,7 @@ def test_single_column_unique_from_the_schema_is_checked_over_the_file(tmp_path:
 
 
 def test_many_duplicates_are_counted_by_hash_beyond_the_confirm_limit(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(table_validation, "CONFIRM_LIMIT", 10)
+    monkeypatch.setattr(keys, "CONFIRM_LIMIT", 10)
     path = tmp_path / "prices.parquet"
     pl.concat([prices(20), prices(20)]).write_parquet(path)
     report = validate_table_file(path, Prices, KEY, sample_cap=5)
