@@ -1,10 +1,10 @@
-"""Validate rendered resources against the official schemas, Hera's models and, optionally, an Argo Server.
+"""Validate rendered resources against the official schemas, Hera's models, what a cluster admits, and an Argo Server.
 
-Hera's pydantic models drop unknown keys silently, so each resource is also checked against the JSON
-schemas published by Argo Workflows (https://github.com/argoproj/argo-workflows/tree/main/api/jsonschema),
-Argo Events and the Argo CD Application CRD, copied into ``pipelines/schemas/`` with their licenses.
-With ``--server``, WorkflowTemplates also go through the Argo Server's lint endpoint
-(``POST /api/v1/workflow-templates/{namespace}/lint``).
+Argo kinds are checked against the JSON schemas Argo Workflows and Argo Events publish and the Argo CD
+Application and ApplicationSet CRDs (copies with licenses in ``pipelines/schemas/``), plus Hera's models, which
+catch unknown keys those schemas accept; core Kubernetes objects against the official schemas of
+``KUBERNETES_VERSION`` (kubernetes-validate); every object against ``pipelines.admission``. With ``--server``,
+WorkflowTemplates also go through the Argo Server's lint endpoint.
 """
 
 import functools
@@ -14,13 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import yaml
 from hera.workflows import models as hera_models
 from jsonschema import Draft7Validator, Draft202012Validator
 from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
+from pipelines.admission import admission_problems
+
 _SCHEMAS = Path(__file__).resolve().parent / "schemas"  # shipped as package data
+# Core objects are validated as this Kubernetes release defines them (kubernetes-validate ships its schemas).
+KUBERNETES_VERSION = "1.32.0"
+_CRDS = {"Application": "argocd-application-crd.yaml", "ApplicationSet": "argocd-applicationset-crd.yaml"}
 
 
 @dataclass(frozen=True)
@@ -49,20 +55,31 @@ def _validator(api_version: str, kind: str) -> Draft7Validator | Draft202012Vali
     if api_version == "argoproj.io/v1alpha1" and kind in {"EventSource", "Sensor", "EventBus"}:
         doc = _json_schema("argo-events-schema.json")
         return Draft7Validator({"$ref": f"#/definitions/io.argoproj.events.v1alpha1.{kind}", **doc})
-    if api_version == "argoproj.io/v1alpha1" and kind == "Application":
-        crd = yaml.safe_load((_SCHEMAS / "argocd-application-crd.yaml").read_text(encoding="utf-8"))
+    if api_version == "argoproj.io/v1alpha1" and kind in _CRDS:
+        crd = yaml.safe_load((_SCHEMAS / _CRDS[kind]).read_text(encoding="utf-8"))
         version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")
         return Draft7Validator(version["schema"]["openAPIV3Schema"])
     return None
 
 
 def _check_core(resource: dict[str, Any], where: str) -> list[Problem]:
-    problems = []
-    for section in ("data", "stringData"):
-        for key, value in (resource.get(section) or {}).items():
-            if not isinstance(value, str):
-                problems.append(Problem(where, f"{section}.{key} must be a string, not {type(value).__name__}"))
-    return problems
+    """A core Kubernetes object, strictly (unknown fields are errors), against the official schema."""
+    try:
+        kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        known = f"{resource['apiVersion']} {resource['kind']}"
+        return [Problem(where, f"{known} is not a kind of Kubernetes {KUBERNETES_VERSION}")]
+    except kubernetes_validate.ValidationError as exc:  # a jsonschema ValidationError, with the same fields
+        path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
+        return [Problem(where, f"{path}: {exc.message[:300]}")]
+    return []
+
+
+def _check_kustomization(resource: dict[str, Any], where: str) -> list[Problem]:
+    entries = resource.get("resources")
+    if not isinstance(entries, list) or not all(isinstance(e, str) and not e.startswith("/") for e in entries):
+        return [Problem(where, "resources must be a list of relative paths")]
+    return []
 
 
 def _dropped_keys(original: Any, kept: Any, path: str = "") -> list[str]:
@@ -97,14 +114,16 @@ def _check_hera(resource: dict[str, Any], where: str) -> list[Problem]:
 def lint_resource(resource: dict[str, Any], where: str) -> list[Problem]:
     """Validate one resource against its official schema (and Hera's model for Argo Workflows kinds)."""
     api_version, kind = resource.get("apiVersion", ""), resource.get("kind", "")
+    if kind == "Kustomization":
+        return _check_kustomization(resource, where)
     if not api_version or not kind or not (resource.get("metadata") or {}).get("name"):
         return [Problem(where, "not a Kubernetes resource: apiVersion, kind and metadata.name are required")]
-    if api_version == "v1":
-        return _check_core(resource, where)
+    problems = [Problem(where, message) for message in admission_problems(resource)]
+    if not api_version.startswith("argoproj.io/"):
+        return _check_core(resource, where) + problems
     validator = _validator(api_version, kind)
     if validator is None:
         return [Problem(where, f"no schema known for {api_version} {kind}; add one to pipelines/lint.py")]
-    problems = []
     for error in sorted(validator.iter_errors(resource), key=lambda e: list(e.absolute_path)):
         error = best_match([error])
         path = ".".join(str(p) for p in error.absolute_path) or "(root)"
@@ -132,4 +151,4 @@ def lint_all(resources: Iterable[tuple[str, dict[str, Any]]]) -> list[Problem]:
     return problems
 
 
-__all__ = ["Problem", "lint_all", "lint_resource", "load_files"]
+__all__ = ["KUBERNETES_VERSION", "Problem", "lint_all", "lint_resource", "load_files"]

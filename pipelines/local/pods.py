@@ -21,7 +21,7 @@ from typing import Any
 
 from pipelines.local.expressions import ExpressionError, _parse_duration, evaluate, parse_expression
 from pipelines.local.goformat import go_format
-from pipelines.local.model import DEADLINE_POD_MESSAGE, FAILED, STOP_MESSAGE, Node, _Ctx
+from pipelines.local.model import DEADLINE_MESSAGE, DEADLINE_POD_MESSAGE, FAILED, STOP_MESSAGE, Node, _Ctx
 from pipelines.local.state import RunState, _signal_group
 
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
@@ -71,7 +71,7 @@ class PodRunner(RunState):
                 return
             count = attempt + 1
             stop = None
-            if self._halted(ctx):
+            if self._halted(ctx) or child.message == DEADLINE_MESSAGE:  # nothing new starts past a deadline
                 stop = child.message
             wait = 0.0
             if stop is None and backoff:
@@ -200,12 +200,19 @@ class PodRunner(RunState):
         return ""
 
     def _wait_blocked(self, node: Node, tmpl: Mapping[str, Any], ctx: _Ctx, reason: str) -> None:
-        """A pod that cannot start stays Pending, showing why, until the run stops it or a deadline passes."""
+        """A pod that cannot start stays Pending, showing why, until the run stops it or a deadline passes.
+
+        An exit-handler pod waits at most until the workflow's own deadline; once that has passed the controller
+        fails Pending exit-handler pods at once (argo-workflows #13060, #13252).
+        """
         self._set(node, phase="Pending", message=reason)
-        deadline = float(tmpl["activeDeadlineSeconds"]) if tmpl.get("activeDeadlineSeconds") else None
-        stopped = (self._kill_all if ctx.on_exit else self._halt).wait(deadline)
-        message = (self._pod_message or STOP_MESSAGE) if stopped else DEADLINE_POD_MESSAGE
-        self._set(node, phase="Failed", message=message)
+        limits = [float(tmpl["activeDeadlineSeconds"])] if tmpl.get("activeDeadlineSeconds") else []
+        if ctx.on_exit and self.spec.get("activeDeadlineSeconds"):
+            limits.append(max(0.0, self.started_at + float(self.spec["activeDeadlineSeconds"]) - time.time()))
+        stopped = (self._kill_all if ctx.on_exit else self._halt).wait(min(limits) if limits else None)
+        # Pending nodes past a deadline: "Step exceeded its deadline" (operator.go, exec_control.go).
+        message = DEADLINE_MESSAGE if not stopped or self._stop_message == DEADLINE_MESSAGE else self._pod_message
+        self._set(node, phase="Failed", message=message or STOP_MESSAGE)
 
     def _pod_env(self, tmpl: Mapping[str, Any], node: Node, termination: Path, pod_dir: Path) -> dict[str, str]:
         script = tmpl["script"]

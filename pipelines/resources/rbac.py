@@ -1,0 +1,78 @@
+"""ServiceAccounts, Roles and RoleBindings for everything the project runs, each with the least it needs.
+
+Rules and why (https://kubernetes.io/docs/reference/access-authn-authz/rbac/):
+
+- ``workflow.serviceAccount`` (the release-data-prep and preview-cleanup pods): ``create`` and ``patch`` on
+  ``workflowtaskresults`` only. Argo's executor (the ``wait`` container) reports each step's outputs through
+  them, and every pod fails with "workflowtaskresults.argoproj.io is forbidden" without it
+  (https://argo-workflows.readthedocs.io/en/latest/workflow-rbac/, the same in 3.6 and 3.7). The steps
+  themselves never call the Kubernetes API: GitHub, Argo CD and S3 credentials come from mounted Secrets.
+- ``events.sensorServiceAccount`` (the Sensor's pod, in ``events.namespace``), bound in ``argo.namespace``:
+  ``create`` on ``workflows`` to start runs; ``list`` on ``workflows`` because the ``argoWorkflow`` trigger
+  runs the ``argo`` CLI and then looks the new Workflow up by label; ``get`` on ``workflowtemplates`` because
+  ``argo submit`` resolves and validates the ``workflowTemplateRef`` before creating
+  (argo-events ``pkg/sensors/triggers/argo-workflow``; docs/service-accounts.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.config import Config
+
+RBAC_API = "rbac.authorization.k8s.io/v1"
+PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
+
+WORKFLOW_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+]
+SENSOR_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "list"]},
+    {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get"]},
+]
+
+
+def _meta(name: str, namespace: str) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": dict(PART_OF)}
+
+
+def service_account(name: str, namespace: str) -> dict[str, Any]:
+    """A ServiceAccount."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, namespace)}
+
+
+def role(name: str, namespace: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Role with exactly ``rules``."""
+    return {"apiVersion": RBAC_API, "kind": "Role", "metadata": _meta(name, namespace), "rules": rules}
+
+
+def role_binding(name: str, namespace: str, account: str, account_namespace: str) -> dict[str, Any]:
+    """Binds Role ``name`` in ``namespace`` to ServiceAccount ``account`` of ``account_namespace``."""
+    return {
+        "apiVersion": RBAC_API,
+        "kind": "RoleBinding",
+        "metadata": _meta(name, namespace),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace}],
+    }
+
+
+def grant(account: str, account_namespace: str, namespace: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding giving ``account`` exactly ``rules`` in ``namespace``."""
+    return [
+        service_account(account, account_namespace),
+        role(account, namespace, rules),
+        role_binding(account, namespace, account, account_namespace),
+    ]
+
+
+def resources(config: Config) -> list[dict[str, Any]]:
+    """RBAC for the workflow pods and, when there are registrations to trigger, the Sensor."""
+    workflows = config.argo.namespace
+    out = grant(config.workflow.service_account, workflows, workflows, WORKFLOW_RULES)
+    if config.repo_registrations:
+        out += grant(config.events.sensor_service_account, config.events.namespace, workflows, SENSOR_RULES)
+    return out
+
+
+__all__ = ["SENSOR_RULES", "WORKFLOW_RULES", "grant", "resources", "role", "role_binding", "service_account"]
