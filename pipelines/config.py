@@ -199,6 +199,21 @@ def _after_cycle(reg: RepoRegistration) -> list[str]:
     return []
 
 
+def _preview_conflicts(reg: RepoRegistration, where: str) -> list[tuple[str, str]]:
+    preview = reg.preview
+    out: list[tuple[str, str]] = []
+    for key, value in (("argocdApp", preview.argocd_app), ("namespace", preview.namespace)):
+        if key == "argocdApp" and (not value or "{pr}" not in value):
+            out.append((f"{where}.preview.argocdApp", "previews need an Application name with {pr}, e.g. app-pr-{pr}"))
+        elif value and not re.fullmatch(_NAME_RE, value.replace("{pr}", "1234567")):
+            message = f"{value!r} does not make a Kubernetes name; use a-z, 0-9, '-' and {{pr}}"
+            out.append((f"{where}.preview.{key}", message))
+    if reg.installation_id is None:
+        message = "previews are listed by Argo CD with the installation's GitHub App: set installationId"
+        out.append((f"{where}.installationId", message))
+    return out
+
+
 def conflicts(config: Config) -> list[tuple[str, str]]:
     """Every contradiction between settings, each with the key path to fix and how.
 
@@ -281,6 +296,8 @@ def conflicts(config: Config) -> list[tuple[str, str]]:
                     )
                 )
             apps.setdefault(env.argocd_app, key)
+        if reg.preview.enabled:
+            out += _preview_conflicts(reg, where)
         cycle = _after_cycle(reg)
         if cycle:
             out.append((f"{where}.environments", f"'after' forms a cycle {' -> '.join(cycle)}; remove one 'after'"))

@@ -42,6 +42,9 @@ _SUCCEEDED = "app.status.operationState != nil and app.status.operationState.pha
 _FAILED = "app.status.operationState != nil and app.status.operationState.phase in ['Error', 'Failed']"
 
 
+SYNC_OPTIONS_ANNOTATION = "argocd.argoproj.io/sync-options"
+
+
 def service_name(installation_id: int) -> str:
     """Name of the notifications service of one installation (the ``<name>`` in ``service.github.<name>``)."""
     return f"github-{installation_id}"
@@ -168,6 +171,10 @@ def configmap(config: Config, *, reporter: Reporter | None = None) -> dict:
             "name": CONFIGMAP_NAME,
             "namespace": config.argocd.namespace,
             "labels": {"app.kubernetes.io/name": CONFIGMAP_NAME, "app.kubernetes.io/part-of": "argocd"},
+            # Argo CD installs this ConfigMap itself (often with the triggers catalog). Server-side apply owns
+            # only the keys rendered here and leaves every other key alone, the way Argo CD's own docs install
+            # the catalog (kubectl apply --server-side); a client-side apply would fight the installer's.
+            "annotations": {SYNC_OPTIONS_ANNOTATION: "ServerSideApply=true"},
         },
         "data": dict(sorted(data.items())),
     }

@@ -21,6 +21,8 @@ from pipelines.config import Config
 NOTIFICATIONS_SECRET_NAME = "argocd-notifications-secret"  # noqa: S105 - fixed by Argo CD
 S3_KEYS = ("access-key-id", "secret-access-key")  # as pipelines.resources.workflows mounts them
 ARGOCD_TOKEN_KEY = "token"  # noqa: S105 - a key name, not a value
+# Argo CD's GitHub App credentials fields (repo-creds), read by the pull-request generator's appSecretName.
+REPO_CREDS_KEYS = ("githubAppID", "githubAppInstallationID", "githubAppPrivateKey")
 KEYS_ANNOTATION = "gitops-status-matrix/required-keys"
 PURPOSE_ANNOTATION = "gitops-status-matrix/purpose"
 SYNC_OPTIONS = "Prune=false,Delete=false"
@@ -45,6 +47,11 @@ def webhook_secret_key(app_id: int | None) -> str:
 def notifications_private_key(installation_id: int) -> str:
     """Key of ``argocd-notifications-secret`` referenced as ``$<key>`` by one installation's service."""
     return f"github-privateKey-{installation_id}"
+
+
+def repo_creds_secret(installation_id: int) -> str:
+    """Secret (Argo CD's namespace) with an installation's GitHub App, for the preview ApplicationSet's generator."""
+    return f"github-app-repo-creds-{installation_id}"
 
 
 def app_key_secret(config: Config, app_id: int) -> str:
@@ -103,6 +110,16 @@ def layout(config: Config) -> list[SecretSpec]:
         for app_id in _app_ids(config)
         if app_id is not None
     ]
+    previews = sorted({r.installation_id for r in config.repo_registrations if r.preview.enabled and r.installation_id})
+    specs += [
+        SecretSpec(
+            repo_creds_secret(installation_id),
+            config.argocd.namespace,
+            REPO_CREDS_KEYS,
+            f"Argo CD ApplicationSet pull-request generator: GitHub App of installation {installation_id}",
+        )
+        for installation_id in previews
+    ]
     installations = _notified_installations(config)
     if installations:
         specs.append(
@@ -149,6 +166,7 @@ __all__ = [
     "app_key_secret",
     "layout",
     "notifications_private_key",
+    "repo_creds_secret",
     "resources",
     "secret_template",
     "webhook_secret_key",

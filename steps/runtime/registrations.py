@@ -53,12 +53,15 @@ class Environment(_Model):
 
 
 class Preview(_Model):
-    """Opt-in preview environments ``preview/pr-N`` for pull requests."""
+    """Opt-in preview environments ``preview/pr-N`` for pull requests; ``{pr}`` in a field is the PR number."""
 
     enabled: StrictBool = False
     argocd_app: str | None = None
     url: str | None = None
     delete_on_close: StrictBool = False
+    namespace: str | None = None  # the preview's destination namespace; default: the Application's name
+    require_label: str | None = None  # only pull requests with this label get a preview (e.g. from forks)
+    requeue_after_seconds: StrictInt = Field(300, ge=30)  # how often Argo CD lists the pull requests
 
 
 class ArgoCDSource(_Model):

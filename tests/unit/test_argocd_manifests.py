@@ -96,6 +96,8 @@ def test_configmap_parses_with_notifications_engine_rules(config, reporter):
         "name": "argocd-notifications-cm",
         "namespace": "argocd",
         "labels": {"app.kubernetes.io/name": "argocd-notifications-cm", "app.kubernetes.io/part-of": "argocd"},
+        # Merges into the ConfigMap Argo CD installed instead of replacing its keys.
+        "annotations": {"argocd.argoproj.io/sync-options": "ServerSideApply=true"},
     }
     assert sorted(cfg.services) == [f"github-{INSTALL_A}", f"github-{INSTALL_B}"]
     assert set(cfg.triggers) == set(notifications.TRIGGERS)
@@ -326,6 +328,7 @@ def test_secret_templates_name_every_key_and_hold_no_value(config):
             "argocd-token",
             f"github-app-{APP_A}",
             f"github-app-{APP_B}",
+            f"github-app-repo-creds-{INSTALL_A}",  # the preview ApplicationSet's generator
             "github-webhook-secret",
             "s3-credentials",
         ]
