@@ -127,3 +127,17 @@ def test_kubectl_kustomize_builds_every_committed_resource(rendered):
         if r.path != render.KUSTOMIZATION
     )
     assert got == want
+
+
+def test_no_step_variable_collides_with_the_config_override_prefix(rendered):
+    # GSM_<SECTION>_<KEY> overrides hera_config.yaml, and an unknown GSM_ variable is refused: a step variable
+    # named like one would stop `render` from running wherever that variable is set.
+    names = {
+        env["name"]
+        for template in by_kind(rendered, "WorkflowTemplate")
+        for t in template["spec"]["templates"]
+        for env in (t.get("script") or {}).get("env") or []
+    }
+    assert names and not [n for n in names if n.startswith("GSM_")]
+    config = load_config(ROOT / "hera_config.yaml", environ={n: "x" for n in names})
+    assert config.repo_registrations
