@@ -42,7 +42,8 @@ class Problem:
 
 @functools.cache
 def _json_schema(name: str) -> dict[str, Any]:
-    return json.loads((_SCHEMAS / name).read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads((_SCHEMAS / name).read_text(encoding="utf-8"))
+    return loaded
 
 
 @functools.cache

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except ConfigFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

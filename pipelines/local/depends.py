@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.local.expressions import ExpressionError
+from pipelines.local.expressions import ExpressionError, Tree
 from pipelines.local.model import FAILED, Node
 
 _DEPENDS_TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z]+)?)")
@@ -28,7 +28,7 @@ TASK_RESULTS = {
 _CONTINUE_ON = {"failed": "Failed", "error": "Error"}
 
 
-def parse_depends(text: str) -> tuple[tuple, set[str]]:
+def parse_depends(text: str) -> tuple[Tree, set[str]]:
     """Parse a ``depends`` expression; returns the tree and the task names it mentions.
 
     Raises:
@@ -45,7 +45,7 @@ def parse_depends(text: str) -> tuple[tuple, set[str]]:
     names: set[str] = set()
     i = 0
 
-    def atom() -> tuple:
+    def atom() -> Tree:
         nonlocal i
         if i >= len(tokens):
             raise ExpressionError(f"depends {text!r} ends too early")
@@ -67,7 +67,7 @@ def parse_depends(text: str) -> tuple[tuple, set[str]]:
         names.add(task)
         return ("task", task, result)
 
-    def conjunction() -> tuple:
+    def conjunction() -> Tree:
         nonlocal i
         left = atom()
         while i < len(tokens) and tokens[i] == "&&":
@@ -75,7 +75,7 @@ def parse_depends(text: str) -> tuple[tuple, set[str]]:
             left = ("and", left, atom())
         return left
 
-    def disjunction() -> tuple:
+    def disjunction() -> Tree:
         nonlocal i
         left = conjunction()
         while i < len(tokens) and tokens[i] == "||":
@@ -89,7 +89,7 @@ def parse_depends(text: str) -> tuple[tuple, set[str]]:
     return tree, names
 
 
-def _task_depends(task: Mapping[str, Any]) -> tuple[tuple | None, set[str]]:
+def _task_depends(task: Mapping[str, Any]) -> tuple[Tree | None, set[str]]:
     if task.get("depends"):
         return parse_depends(str(task["depends"]))
     deps = [str(d) for d in task.get("dependencies") or []]
@@ -117,7 +117,7 @@ def _continues(call: Mapping[str, Any]) -> set[str]:
 
 
 def _eval_depends(
-    tree: tuple,
+    tree: Tree,
     tasks: Mapping[str, Mapping[str, Any]],
     done: Mapping[str, Node],
     fanned: Mapping[str, list[Node]],
@@ -148,7 +148,7 @@ def _eval_depends(
 def _dag_phase(
     dag: Mapping[str, Any],
     tasks: Mapping[str, Mapping[str, Any]],
-    deps: Mapping[str, tuple[tuple | None, set[str]]],
+    deps: Mapping[str, tuple[Tree | None, set[str]]],
     done: Mapping[str, Node],
     fail_fast: bool,
 ) -> str:

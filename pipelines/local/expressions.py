@@ -15,6 +15,10 @@ from typing import Any
 
 from pipelines.local.goformat import go_format
 
+# A parsed expression: ("lit", value) | ("var", path) | ("call", name, args) | ("not", x) | ("if", c, a, b)
+# | ("bin", op, left, right).
+Tree = tuple[Any, ...]
+
 
 class ExpressionError(ValueError):
     """A ``when``, ``depends``, ``{{=expr}}`` or retry expression cannot be parsed or evaluated."""
@@ -99,7 +103,7 @@ class _Parser:
         self.toks = _tokens(text)
         self.i = 0
 
-    def parse(self) -> tuple:
+    def parse(self) -> Tree:
         if not self.toks:
             raise ExpressionError("empty expression")
         node = self._ternary()
@@ -127,7 +131,7 @@ class _Parser:
         if not self._accept(value):
             raise ExpressionError(f"expected {value!r} in {self.text!r}")
 
-    def _ternary(self) -> tuple:
+    def _ternary(self) -> Tree:
         condition = self._or()
         if not self._accept("?"):
             return condition
@@ -136,25 +140,25 @@ class _Parser:
         self._expect(":")
         return ("if", condition, yes, self._ternary())
 
-    def _or(self) -> tuple:
+    def _or(self) -> Tree:
         left = self._and()
         while self._accept("||", *(("or",) if self.mode == "expr" else ())):
             left = ("bin", "||", left, self._and())
         return left
 
-    def _and(self) -> tuple:
+    def _and(self) -> Tree:
         left = self._not()
         while self._accept("&&", *(("and",) if self.mode == "expr" else ())):
             left = ("bin", "&&", left, self._not())
         return left
 
-    def _not(self) -> tuple:
+    def _not(self) -> Tree:
         if self._accept("!", *(("not",) if self.mode == "expr" else ())):
             self._expr_only("'!'")
             return ("not", self._not())
         return self._cmp()
 
-    def _cmp(self) -> tuple:
+    def _cmp(self) -> Tree:
         left = self._add()
         op = self._accept("==", "!=", "<", "<=", ">", ">=", *(("matches",) if self.mode == "expr" else ()))
         if op:
@@ -163,14 +167,14 @@ class _Parser:
             return ("bin", op, left, self._add())
         return left
 
-    def _add(self) -> tuple:
+    def _add(self) -> Tree:
         left = self._postfix()
         while self._accept("+"):
             self._expr_only("'+'")
             left = ("bin", "+", left, self._postfix())
         return left
 
-    def _postfix(self) -> tuple:
+    def _postfix(self) -> Tree:
         kind, value = self._need()
         if kind == "str":
             return ("lit", _unquote(value))
@@ -206,7 +210,7 @@ class _Parser:
             name = ".".join(path)
             if name not in FUNCTIONS:
                 raise ExpressionError(f"unknown function {name}() in {self.text!r}; known: {', '.join(FUNCTIONS)}")
-            args: list[tuple] = []
+            args: list[Tree] = []
             if not self._accept(")"):
                 args.append(self._ternary())
                 while self._accept(","):
@@ -218,7 +222,7 @@ class _Parser:
         return ("var", path)
 
 
-def parse_expression(text: str, mode: str = "expr") -> tuple:
+def parse_expression(text: str, mode: str = "expr") -> Tree:
     """Parse ``text`` as a ``when`` (govaluate) or ``expr`` (expr-lang subset) expression.
 
     Raises:
@@ -227,7 +231,7 @@ def parse_expression(text: str, mode: str = "expr") -> tuple:
     return _Parser(text, mode).parse()
 
 
-def expression_vars(tree: tuple) -> list[list[str]]:
+def expression_vars(tree: Tree) -> list[list[str]]:
     """The variable paths an expression reads, e.g. ``[["workflow", "parameters", "repo"]]``."""
     if tree[0] == "var":
         return [tree[1]]
@@ -251,7 +255,7 @@ def _want_bool(value: Any, op: str) -> bool:
     return value
 
 
-def evaluate(tree: tuple, env: Mapping[str, Any]) -> Any:
+def evaluate(tree: Tree, env: Mapping[str, Any]) -> Any:
     """Evaluate a parsed expression with nested-dict variables ``env``.
 
     Raises:
@@ -330,4 +334,4 @@ def _parse_duration(text: Any) -> float:
     return sum(float(amount) * units[unit] for amount, unit in parts)
 
 
-__all__ = ["FUNCTIONS", "ExpressionError", "evaluate", "evaluate_when", "expression_vars", "parse_expression"]
+__all__ = ["FUNCTIONS", "ExpressionError", "Tree", "evaluate", "evaluate_when", "expression_vars", "parse_expression"]
