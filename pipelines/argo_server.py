@@ -74,9 +74,11 @@ class ArgoServer:
             raise ArgoServerError(f"not found: {data.get('message', path)}")
         if resp.status_code >= 400:
             raise ArgoServerError(f"Argo Server answered {resp.status_code}: {data.get('message', '')}")
+        if not isinstance(data, dict):
+            raise ArgoServerError(f"Argo Server answered {resp.status_code} with a non-object body")
         return data
 
-    def submit(self, template: str, parameters: dict[str, str], labels: dict[str, str] | None = None) -> dict:
+    def submit(self, template: str, parameters: dict[str, str], labels: dict[str, str] | None = None) -> dict[str, Any]:
         """Submit a Workflow from the WorkflowTemplate ``template`` with ``parameters``; returns the Workflow."""
         options: dict[str, Any] = {"parameters": [f"{k}={v}" for k, v in parameters.items()]}
         if labels:

@@ -13,6 +13,8 @@ or the preview workflow creates them; see docs/ops.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipelines.config import Config, Environment, RepoRegistration
 from pipelines.resources.notifications import (
     ENVIRONMENT_ANNOTATION,
@@ -25,12 +27,12 @@ PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 AUTOMATED = {"prune": False, "selfHeal": True}
 
 
-def application(config: Config, reg: RepoRegistration, env: Environment, name: str) -> dict:
+def application(config: Config, reg: RepoRegistration, env: Environment, name: str) -> dict[str, Any]:
     """The Application ``name`` of one environment of a registration (names are checked when the config loads)."""
     destination = {"server": reg.argocd.destination_server}
     if reg.argocd.destination_namespace:
         destination["namespace"] = reg.argocd.destination_namespace
-    spec: dict = {
+    spec: dict[str, Any] = {
         "project": reg.argocd.project or config.argocd.project,
         "source": {
             "repoURL": reg.repo_url,
@@ -58,7 +60,7 @@ def application(config: Config, reg: RepoRegistration, env: Environment, name: s
     }
 
 
-def resources(config: Config) -> list[dict]:
+def resources(config: Config) -> list[dict[str, Any]]:
     """Every static Application, sorted by registration name then environment order."""
     return [
         application(config, reg, env, env.argocd_app)

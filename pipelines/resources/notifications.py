@@ -16,7 +16,7 @@ workflow owns deployments, so two writers never race on one environment (docs/op
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -135,7 +135,7 @@ def _triggers() -> dict[str, list[dict[str, object]]]:
     }
 
 
-def configmap(config: Config, *, reporter: Reporter | None = None) -> dict:
+def configmap(config: Config, *, reporter: Reporter | None = None) -> dict[str, Any]:
     """The ``argocd-notifications-cm`` ConfigMap for every installation that has Applications."""
     reporter = reporter or config.argocd.deployment_reporter
     data: dict[str, str] = {"context": _dump({"argocdUrl": config.argocd.ui_base})}
@@ -180,7 +180,7 @@ def configmap(config: Config, *, reporter: Reporter | None = None) -> dict:
     }
 
 
-def resources(config: Config) -> list[dict]:
+def resources(config: Config) -> list[dict[str, Any]]:
     """The notifications ConfigMap, or nothing when no registration has Argo CD Applications."""
     return [configmap(config)] if installations(config) else []
 

@@ -15,6 +15,7 @@ Secret. The required keys are listed in an annotation; docs/ops.md says how to f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pipelines.config import Config
 
@@ -133,7 +134,7 @@ def layout(config: Config) -> list[SecretSpec]:
     return sorted(specs, key=lambda s: (s.namespace, s.name))
 
 
-def secret_template(spec: SecretSpec) -> dict:
+def secret_template(spec: SecretSpec) -> dict[str, Any]:
     """A Secret manifest without ``data``: it names the Secret and lists its required keys."""
     return {
         "apiVersion": "v1",
@@ -152,7 +153,7 @@ def secret_template(spec: SecretSpec) -> dict:
     }
 
 
-def resources(config: Config) -> list[dict]:
+def resources(config: Config) -> list[dict[str, Any]]:
     """Secret templates (no values) for every Secret in :func:`layout`."""
     return [secret_template(spec) for spec in layout(config)]
 

@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pyarrow as arrow
@@ -161,17 +161,22 @@ def _csv_frames(path: Path, dtypes: dict[str, pl.DataType | None], table: str) -
     )
     done = 0
     for batch in reader:
-        text = pl.from_arrow(batch)
+        text = _frame(batch)
         typed = text.select(text_to_dtype(name, dtypes.get(name)).alias(name) for name in text.columns)
         _lost_values(text, typed, table, done)
         done += text.height
         yield typed
 
 
+def _frame(data: arrow.Table | arrow.RecordBatch) -> pl.DataFrame:
+    # pl.from_arrow is typed DataFrame | Series; a Table or RecordBatch always converts to a DataFrame.
+    return cast(pl.DataFrame, pl.from_arrow(data))
+
+
 def _parquet_frames(path: Path, dtypes: dict[str, pl.DataType | None], table: str) -> Iterator[pl.DataFrame]:
     source = pq.ParquetFile(path)
     for index in range(source.num_row_groups):
-        frame = pl.from_arrow(source.read_row_group(index))
+        frame = _frame(source.read_row_group(index))
         casts = [
             pl.col(name).cast(dtype, strict=True)
             for name in frame.columns
@@ -185,7 +190,7 @@ def _parquet_frames(path: Path, dtypes: dict[str, pl.DataType | None], table: st
 
 def _empty_frame(spec: TableSpec, path: Path, dtypes: dict[str, pl.DataType | None]) -> pl.DataFrame:
     if spec.format == "parquet":
-        return pl.from_arrow(pq.read_schema(path).empty_table())
+        return _frame(pq.read_schema(path).empty_table())
     return pl.DataFrame(schema={name: dtypes.get(name) or pl.String for name in _csv_columns(path)})
 
 
@@ -283,7 +288,7 @@ def build_release(
     pr_number: int | str | None,
     workflow_name: str,
     created_at: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Step: build the release directory (Parquet tables, statistics, schemas, manifest) from release data.
 
     ``out_dir`` receives ``tables/<name>.parquet`` (typed, zstd), ``stats/<name>.json`` (rows, nulls,

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any, cast
 from urllib.parse import urlparse
 
 import requests
@@ -109,7 +109,7 @@ def extract_tarball(
     max_file_bytes: int = MAX_FILE_BYTES,
     max_total_bytes: int = MAX_TOTAL_BYTES,
     max_files: int = MAX_FILES,
-) -> dict:
+) -> dict[str, Any]:
     """Extract the entries under ``<top>/<data_path>`` of a gzip tar stream into ``dest``.
 
     Args:
@@ -173,7 +173,7 @@ def extract_tarball(
     return {"top": top, "files": budget.files, "bytes": written_bytes}
 
 
-def _fetch_local(root: Path, dest: Path, data_path: str, budget: _Budget) -> dict:
+def _fetch_local(root: Path, dest: Path, data_path: str, budget: _Budget) -> dict[str, Any]:
     base = root.joinpath(*_data_parts(data_path))
     if not base.is_dir() or base.is_symlink():
         raise DataError(f"{base} is not a directory; put the release data in {data_path or 'the source'}")
@@ -196,7 +196,7 @@ def _fetch_local(root: Path, dest: Path, data_path: str, budget: _Budget) -> dic
     return {"files": budget.files, "bytes": total}
 
 
-def _fetch_s3(store: ArtifactStore, dest: Path, data_path: str, budget: _Budget) -> dict:
+def _fetch_s3(store: ArtifactStore, dest: Path, data_path: str, budget: _Budget) -> dict[str, Any]:
     prefix = "/".join(_data_parts(data_path))
     prefix = f"{prefix}/" if prefix else ""
     total = 0
@@ -267,7 +267,7 @@ def _fetch_github(
     token: TokenSource,
     api_url: str,
     timeout: float,
-) -> dict:
+) -> dict[str, Any]:
     url = f"{api_url.rstrip('/')}/repos/{owner}/{repo}/tarball/{sha}"
     secret = token() if callable(token) else token
     headers = {
@@ -289,7 +289,7 @@ def _fetch_github(
                 raise _http_failure(response, f"{owner}/{repo}", sha)
             try:
                 result = extract_tarball(
-                    response.raw,
+                    cast(IO[bytes], response.raw),  # urllib3's HTTPResponse is a binary stream
                     dest,
                     data_path,
                     max_file_bytes=budget.max_file_bytes,
@@ -316,7 +316,7 @@ def _fetch_once(
     endpoint_url: str | None,
     region: str | None,
     caps: tuple[int, int, int],
-) -> dict:
+) -> dict[str, Any]:
     budget = _Budget(*caps)
     if github:
         assert token is not None
@@ -345,7 +345,7 @@ def fetch_release_data(
     max_total_bytes: int = MAX_TOTAL_BYTES,
     max_files: int = MAX_FILES,
     timeout: float = 60.0,
-) -> dict:
+) -> dict[str, Any]:
     """Step: copy the release data of one commit into ``dest``.
 
     Args:

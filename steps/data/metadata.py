@@ -10,10 +10,12 @@ collected before failing, each named by its key path (``tables[1].schema``) with
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from steps.data.schemas import BUILTIN_PREFIX, resolve_schema
 from steps.data.yaml_input import load_yaml_file
@@ -82,7 +84,7 @@ def _fix_for(loc: tuple[int | str, ...], kind: str) -> str:
     return _FIXES.get(field, "see examples/release-data/release.yaml")
 
 
-def _schema_problems(errors: list[dict[str, Any]]) -> list[str]:
+def _schema_problems(errors: Sequence[ErrorDetails]) -> list[str]:
     problems = []
     for error in errors:
         loc = tuple(error["loc"])

@@ -15,6 +15,7 @@ import copy
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pandera.polars as pa
 import polars as pl
@@ -130,7 +131,8 @@ def _polars_dtype(column: pa.Column) -> pl.DataType | None:
     if column.dtype is None:
         return None
     dtype = column.dtype.type
-    return dtype() if isinstance(dtype, type) else dtype
+    converted = dtype() if isinstance(dtype, type) else dtype
+    return cast(pl.DataType, converted)  # pandera's polars engine types wrap a polars DataType
 
 
 def prepare_schema(schema: pa.DataFrameSchema, primary_key: list[str]) -> StreamingSchema:

@@ -9,6 +9,7 @@ import os
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from steps.runtime.errors import DataError, InfraError
 from steps.store.base import (
@@ -83,7 +84,7 @@ class LocalStore(ArtifactStore):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _write_atomically(self, path: Path, write: Callable[[object], None]) -> None:
+    def _write_atomically(self, path: Path, write: Callable[[BinaryIO], object]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
         try:
