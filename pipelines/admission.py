@@ -1,20 +1,4 @@
-"""What a cluster admits beyond the schemas: label syntax, object sizes, and Pod Security "restricted" for pods.
-
-Each check returns plain messages; ``pipelines.lint`` attaches the file. The limits and rules, with sources:
-
-- Label keys and values (https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set):
-  a value has at most 63 characters, alphanumeric at both ends, ``-_.`` inside, or is empty; a key is an
-  optional DNS-subdomain prefix and ``/`` before such a name.
-- Object size: client-side apply (Argo CD's default sync) stores the whole object in the
-  ``kubectl.kubernetes.io/last-applied-configuration`` annotation, and an object's annotations together must
-  stay under 256 KiB (``TotalAnnotationSizeLimitB`` in apimachinery's ValidateAnnotations); ConfigMap data is
-  capped at 1 MiB (``MaxSecretSize``/``validation.go``). A Sensor travels to its pod base64-encoded in one
-  environment variable, and Linux caps one such string at 128 KiB (``MAX_ARG_STRLEN``; argo-events #2146), so
-  its JSON must stay under 96 KiB.
-- Pod Security "restricted" (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted):
-  run as non-root, seccomp RuntimeDefault or Localhost, no privilege escalation, all capabilities dropped
-  (only NET_BIND_SERVICE may be added), no privileged or host namespaces, only the allowed volume types.
-"""
+"""What a cluster admits beyond the schemas: label syntax, object sizes, and Pod Security "restricted" for pods."""
 
 from __future__ import annotations
 

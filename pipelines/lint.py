@@ -1,11 +1,4 @@
-"""Validate rendered resources against the official schemas, Hera's models, what a cluster admits, and an Argo Server.
-
-Argo kinds are checked against the JSON schemas Argo Workflows and Argo Events publish and the Argo CD
-Application and ApplicationSet CRDs (copies with licenses in ``pipelines/schemas/``), plus Hera's models, which
-catch unknown keys those schemas accept; core Kubernetes objects against the official schemas of
-``KUBERNETES_VERSION`` (kubernetes-validate); every object against ``pipelines.admission``. With ``--server``,
-WorkflowTemplates also go through the Argo Server's lint endpoint.
-"""
+"""Validate rendered resources against the official schemas, Hera's models, admission rules and an Argo Server."""
 
 import functools
 import json

@@ -1,9 +1,4 @@
-"""The arguments of the workflows, in the order every caller must use.
-
-Argo Events addresses ``spec.arguments.parameters.N.value`` by index
-(https://argoproj.github.io/argo-events/tutorials/02-parameterization/), so the order here is a contract
-between the WorkflowTemplates, the Sensor triggers, ``pipelines submit`` and the local runner.
-"""
+"""The arguments of the workflows, in the order every caller must use."""
 
 RELEASE_TEMPLATE = "release-data-prep"
 CLEANUP_TEMPLATE = "release-preview-cleanup"

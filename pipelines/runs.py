@@ -1,8 +1,4 @@
-"""The arguments of one run of the release template: from a registration, or local defaults for a local run.
-
-Both ``submit`` (a run in the cluster) and ``run`` (the same template on this machine) start runs with
-these arguments, in the order of ``pipelines.parameters``.
-"""
+"""The arguments of one run of the release template: from a registration, or local defaults for a local run."""
 
 import hashlib
 import re

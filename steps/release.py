@@ -1,10 +1,4 @@
-"""Steps that prepare a release: fetch, check-metadata, check-table, publish and register, one pod each.
-
-Each step downloads what it needs from the run's workspace (``steps.store.workspace``), calls the function
-that does the work (``steps.data``, ``steps.store``) and uploads its results. The fan-out over tables follows
-https://argo-workflows.readthedocs.io/en/latest/walk-through/loops/ (``withParam`` over ``check_metadata``'s
-result).
-"""
+"""Steps that prepare a release: fetch, check-metadata, check-table, publish and register, one pod each."""
 
 import json
 import logging

@@ -1,27 +1,4 @@
-"""``python -m pipelines run``: the release-data-prep WorkflowTemplate on this machine, shown to people.
-
-It renders the template from the config in memory (or reads the committed manifests with
-``--from-manifests``) and hands that exact resource to ``pipelines.local``, which runs every step as
-a subprocess the way a pod runs it (https://argo-workflows.readthedocs.io/en/latest/workflow-templates/).
-Defaults let a fresh clone run with no cluster and no credentials:
-
-- data: ``examples/release-data`` (``--data DIR``), exposed to the fetch step as ``RELEASE_SOURCE``;
-- repository: ``local/example``, with a deterministic sha (SHA-1 of the data directory's file names and
-  contents), event ``push``, ref ``refs/heads/main``; an unregistered repository gets a synthetic
-  registration (no environments) in the registrations ConfigMap;
-- artifact store: the local directory ``.local-run/store`` (``RELEASE_STORE``); the run's workspace,
-  pods, logs and reports live in ``.local-run/runs/NAME/`` (``RELEASE_WORKSPACE``); ``--workdir`` moves both;
-- GitHub: without ``GITHUB_APP_PRIVATE_KEY_PATH`` / ``GITHUB_APP_PRIVATE_KEY`` in the environment, steps
-  record the statuses, deployments and comments they would send to ``.local-run/runs/NAME/github.jsonl``
-  (``GITHUB_RECORD_FILE``) instead of calling GitHub; with a key they report for real. An Argo CD token
-  comes from ``ARGOCD_TOKEN_FILE``; S3 credentials from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``;
-- retries: backoff capped at 0.2 s (``--no-fast-retries`` waits as the template says).
-
-On a terminal the steps are redrawn in place (ANSI escapes, no extra dependency); otherwise one line is
-printed per step state change. A summary follows: steps and durations, the statuses posted (pending ->
-final), artifacts and the registry entry written, and where logs and reports are. The exit code is 0
-only when the workflow Succeeded.
-"""
+"""``python -m pipelines run``: the release-data-prep WorkflowTemplate on this machine, shown to people."""
 
 import argparse
 import os

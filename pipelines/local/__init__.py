@@ -1,8 +1,4 @@
-"""Run a rendered Argo WorkflowTemplate on this machine, each script step a subprocess as in a pod.
-
-The input is the resource Argo CD syncs, not a parallel Python path; docs/local-runner.md says what is
-interpreted as Argo's controller does, what gets a local stand-in, and what is refused.
-"""
+"""Run a rendered Argo WorkflowTemplate on this machine, each script step a subprocess as in a pod."""
 
 from pipelines.local.depends import parse_depends
 from pipelines.local.executor import LocalRun, run_workflow

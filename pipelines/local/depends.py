@@ -1,11 +1,4 @@
-"""DAG dependencies: ``depends`` and ``dependencies`` parsed and evaluated, and the phase of a finished DAG.
-
-As https://argo-workflows.readthedocs.io/en/latest/enhanced-depends-logic/ describes: a bare task name means
-``(T.Succeeded || T.Skipped || T.Daemoned)``, plus ``T.Failed`` / ``T.Errored`` when the task has
-``continueOn``; ``.AnySucceeded`` / ``.AllFailed`` look at a fan-out's items; ``dependencies: [a, b]`` is
-``a && b``. A DAG's phase follows its target (leaf) tasks as the controller's ``assessDAGPhase`` does
-(https://argo-workflows.readthedocs.io/en/latest/walk-through/dag/).
-"""
+"""DAG dependencies: ``depends`` and ``dependencies`` parsed and evaluated, and the phase of a finished DAG."""
 
 import re
 from collections.abc import Mapping

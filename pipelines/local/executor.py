@@ -1,11 +1,4 @@
-"""``LocalRun``: one run of a workflow on this machine, from the entrypoint through the exit handler.
-
-Start, wait, stop (like ``argo stop``: running steps are killed, the exit handler still runs) and terminate
-(like ``argo terminate``); the workflow's ``activeDeadlineSeconds``; ``{{workflow.status}}`` and
-``{{workflow.failures}}`` for the exit handler
-(https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler); the ``RunResult``.
-``run_workflow`` does it all in one call.
-"""
+"""``LocalRun``: one run of a workflow on this machine, from the entrypoint through the exit handler."""
 
 import dataclasses
 import threading

@@ -1,12 +1,4 @@
-"""Expressions as Argo evaluates them: govaluate for ``when``, a subset of expr-lang for ``{{=expr}}`` and retries.
-
-``when`` (https://argo-workflows.readthedocs.io/en/latest/walk-through/conditionals/) knows ``==``, ``!=``,
-``&&``, ``||``, parentheses and quoted strings, and bare words are strings. Expression tags
-(https://argo-workflows.readthedocs.io/en/latest/variables/#expression) and ``retryStrategy.expression`` add
-variables, ``!``, ``+``, comparisons, ``matches``, ``cond ? a : b``, ``['key']`` member access and the functions
-in ``FUNCTIONS``. The Go
-durations of a retry backoff (https://argo-workflows.readthedocs.io/en/latest/retries/) are parsed here too.
-"""
+"""Expressions as Argo evaluates them: govaluate for ``when``, a subset of expr-lang for ``{{=expr}}`` and retries."""
 
 import hashlib
 import re

@@ -1,10 +1,4 @@
-"""Go's formatting of values, as the Argo workflow controller renders them into templates and names.
-
-A value reaches a step the way Go's ``fmt``, ``strconv`` and ``encoding/json`` print it (``{{workflow.failures}}``,
-``{{=string(x)}}``; https://argo-workflows.readthedocs.io/en/latest/variables/); node ids and pod names end in a
-32-bit FNV-1a hash of the node name; a workflow name is made like Kubernetes' ``generateName``
-(https://kubernetes.io/docs/reference/using-api/api-concepts/#generated-values).
-"""
+"""Go's formatting of values, as the Argo workflow controller renders them into templates and names."""
 
 import json
 import math

@@ -1,10 +1,4 @@
-"""Fan-out items: ``withItems`` / ``withParam`` lists, ``{{item}}`` values, item node labels, aggregated results.
-
-As https://argo-workflows.readthedocs.io/en/latest/walk-through/loops/ and Argo v3's ``Item`` type do: strings
-are JSON-escaped without their quotes, numbers stay as written, lists and maps are compact JSON with sorted
-keys; item nodes are named ``task(0:key:value)``; a fan-out's ``outputs.result`` is the JSON list of its
-items' results. The helpers serve the checker and the scheduler of this package.
-"""
+"""Fan-out items: ``withItems`` / ``withParam`` lists, ``{{item}}`` values, item node labels, aggregated results."""
 
 import json
 from collections.abc import Mapping

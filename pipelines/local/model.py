@@ -1,11 +1,4 @@
-"""What a local run takes and gives: ``RunOptions`` in, ``Node`` records while it runs, ``RunResult`` at the end.
-
-A ``Node`` mirrors an entry of the workflow's ``status.nodes``
-(https://argo-workflows.readthedocs.io/en/latest/fields/#nodestatus). The final phases and the messages the
-controller writes for deadlines and stops
-(https://argo-workflows.readthedocs.io/en/latest/walk-through/timeouts/) live here so every part of the run
-names them alike.
-"""
+"""What a local run takes and gives: ``RunOptions`` in, ``Node`` records while it runs, ``RunResult`` at the end."""
 
 import sys
 import time

@@ -1,9 +1,4 @@
-"""The static plan of a run: the tasks and steps it will show, in order, for progress views.
-
-Entrypoint tasks come first (a DAG's in dependency order,
-https://argo-workflows.readthedocs.io/en/latest/walk-through/dag/), each nested DAG or Steps template below
-its task, then the exit handler's (https://argo-workflows.readthedocs.io/en/latest/walk-through/exit-handlers/).
-"""
+"""The static plan of a run: the tasks and steps it will show, in order, for progress views."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass

@@ -1,13 +1,4 @@
-"""Script steps run as pods would: one subprocess per attempt, with the container's command and env, and retries.
-
-Hera's runner mode: ``command + args + [file holding the rendered source]`` runs in a per-pod working directory
-(https://argo-workflows.readthedocs.io/en/latest/walk-through/scripts-and-results/); stdout (trimmed) is
-``outputs.result``; a non-zero exit is Failed with the termination message or ``failed with exit code N``; a
-command that cannot start is Error; a pod whose required Secret is missing stays Pending with the kubelet's
-reason until a deadline or stop. ``retryStrategy`` follows the controller's ``processNodeRetries``
-(https://argo-workflows.readthedocs.io/en/latest/retries/). Secrets are local stand-ins by env var name, never
-values from the YAML; ConfigMap volumes are written to the run directory.
-"""
+"""Script steps run as pods would: one subprocess per attempt, with the container's command and env, and retries."""
 
 import contextlib
 import os

@@ -1,13 +1,4 @@
-"""Templates executed as the controller does: inputs bound, DAG tasks and step groups scheduled, fan-outs started.
-
-A DAG (https://argo-workflows.readthedocs.io/en/latest/walk-through/dag/) starts each task once its
-``depends`` holds, marks it Omitted when it cannot hold, and starts nothing new after a failure with
-``failFast``; Steps (https://argo-workflows.readthedocs.io/en/latest/walk-through/steps/) run their groups in
-order and a group's steps in parallel. ``when`` skips a call
-(https://argo-workflows.readthedocs.io/en/latest/walk-through/conditionals/), ``withItems`` / ``withParam``
-fan it out (https://argo-workflows.readthedocs.io/en/latest/walk-through/loops/), a template's
-``parallelism`` bounds its running children, and ``synchronization.mutexes`` are in-process locks.
-"""
+"""Templates executed as the controller does: inputs bound, DAG tasks and step groups scheduled, fan-outs started."""
 
 import concurrent.futures as cf
 import contextlib

@@ -1,12 +1,4 @@
-"""The state of one local run and the bookkeeping of its nodes.
-
-``RunState`` checks the workflow and binds its arguments
-(https://argo-workflows.readthedocs.io/en/latest/workflow-inputs/), names the run as ``generateName`` would,
-sets the global variables (``workflow.name``, ``workflow.parameters.*``;
-https://argo-workflows.readthedocs.io/en/latest/variables/#global) and records every node change under one
-lock, with Argo's node ids and pod names. Killing a step's process group is here too: stopping the run and a
-pod's deadline both do it.
-"""
+"""The state of one local run and the bookkeeping of its nodes."""
 
 import contextlib
 import dataclasses

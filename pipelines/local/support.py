@@ -1,11 +1,4 @@
-"""What the local runner supports: each field of a workflow is interpreted, ignored (allow-listed) or refused.
-
-``check_supported`` walks the WorkflowTemplate (https://argo-workflows.readthedocs.io/en/latest/fields/) before
-anything runs and raises ``LocalRunRefused`` listing every unsupported field, with the hint to submit to a
-cluster, and every reference to a template, task, parameter or variable
-(https://argo-workflows.readthedocs.io/en/latest/variables/) that does not exist. Fields that cannot change a
-local result (images, resources, security contexts, pod GC, TTL, labels, ...) are on the ``*_IGNORED`` lists.
-"""
+"""What the local runner supports: each field of a workflow is interpreted, ignored (allow-listed) or refused."""
 
 import dataclasses
 import re

@@ -1,9 +1,4 @@
-"""Template variables: ``{{name}}`` and ``{{=expr}}`` tags replaced from a scope, as the controller substitutes them.
-
-A scope holds Argo's flat variable names (``workflow.parameters.repo``, ``inputs.parameters.table``,
-``tasks.fetch.outputs.result``, ``item.key``; https://argo-workflows.readthedocs.io/en/latest/variables/); an
-expression tag sees them nested, the way Argo builds the expr environment.
-"""
+"""Template variables: ``{{name}}`` and ``{{=expr}}`` tags replaced from a scope, as the controller does."""
 
 import re
 from collections.abc import Mapping

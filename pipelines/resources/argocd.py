@@ -1,15 +1,4 @@
-"""Argo CD Applications, one per registration environment that names an ``argocdApp``.
-
-Each Application (https://argo-cd.readthedocs.io/en/stable/operator-manual/declarative-setup/#applications)
-deploys ``argocd.path`` of the registration's repository at the environment's branch (or
-``argocd.targetRevision``), and subscribes to the notifications triggers of ``pipelines.resources.notifications``
-through the service of the registration's own GitHub App installation. The environment name and URL ride
-along as annotations, which the notification templates read.
-
-Preview environments are not rendered here: they exist per pull request, so an ApplicationSet with the
-pull-request generator (https://argo-cd.readthedocs.io/en/stable/operator-manual/applicationset/Generators-Pull-Request/)
-or the preview workflow creates them; see docs/ops.md.
-"""
+"""Argo CD Applications, one per registration environment that names an ``argocdApp``."""
 
 from __future__ import annotations
 

@@ -1,18 +1,4 @@
-"""The ``argocd-notifications-cm`` ConfigMap: one GitHub service per installation, triggers and templates.
-
-Argo CD notifications (https://argo-cd.readthedocs.io/en/stable/operator-manual/notifications/, built on
-notifications-engine, https://github.com/argoproj/notifications-engine) reads services from keys
-``service.<type>.<name>``; each installation gets ``service.github.github-<installationId>`` with its own
-``$github-privateKey-<installationId>`` reference into ``argocd-notifications-secret``. Applications
-subscribe with ``notifications.argoproj.io/subscribe.<trigger>.<service>`` annotations (see
-``pipelines.resources.argocd``).
-
-The triggers set the commit status ``argocd/<app>`` (never the workflow's own context) when an Application
-is Synced and Healthy at the revision its last sync operation applied, once per revision, and a failure
-status when the sync fails or the synced app is Degraded. With ``reporter="notifications"`` the same
-templates also write GitHub deployment statuses; with ``"workflow"`` (the default) the release-data-prep
-workflow owns deployments, so two writers never race on one environment (docs/ops.md).
-"""
+"""The ``argocd-notifications-cm`` ConfigMap: one GitHub service per installation, triggers and templates."""
 
 from __future__ import annotations
 

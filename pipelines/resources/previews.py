@@ -1,13 +1,4 @@
-"""Preview environments' Argo CD side: an ApplicationSet with the pull-request generator per registration.
-
-For each registration with ``preview.enabled``, Argo CD's pull-request generator
-(https://argo-cd.readthedocs.io/en/stable/operator-manual/applicationset/Generators-Pull-Request/) lists the
-repository's open pull requests with the installation's GitHub App (``appSecretName``) and keeps one
-Application per pull request, named from ``preview.argocdApp`` (``{pr}`` is the number), at the head commit
-(``head_sha``), in its own namespace. The deploy step gates ``preview/pr-N`` on that Application; while the
-generator has not created it yet, Argo CD answers 403 for it and the step keeps waiting. When the pull request
-closes, the generator drops the Application and its finalizer deletes what it deployed.
-"""
+"""Preview environments' Argo CD side: an ApplicationSet with the pull-request generator per registration."""
 
 from __future__ import annotations
 

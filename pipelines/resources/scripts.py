@@ -1,13 +1,4 @@
-"""How every step's pod is built: runner-mode script, settings, retries, resources and Pod Security "restricted".
-
-Each script runs ``python -m hera.workflows.runner -e steps.<module>:<function>`` from the runner image
-(https://hera.readthedocs.io/en/stable/user-guides/script-runner-io/), so the code in ``steps/`` is what runs.
-Pods meet the Kubernetes "restricted" Pod Security Standard
-(https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted): non-root uid 10001 (the
-image's ``runner`` user), ``seccompProfile: RuntimeDefault``, no privilege escalation, every capability
-dropped, and a read-only root filesystem with an emptyDir at ``/tmp`` for scratch. Argo's own init and wait
-containers take theirs from the controller's ``executor.securityContext`` (docs/ops.md).
-"""
+"""How every step's pod is built: runner-mode script, settings, retries, resources and Pod Security "restricted"."""
 
 from __future__ import annotations
 

@@ -1,16 +1,4 @@
-"""Which Secret holds which credential, rendered as Secret templates that name every key but carry no value.
-
-Each component reads its credentials from a Kubernetes Secret
-(https://kubernetes.io/docs/concepts/configuration/secret/): the Argo Events EventSource its GitHub webhook
-secret, the workflow steps each GitHub App's private key, S3 credentials and an Argo CD token, and the Argo
-CD notifications controller one private key per installation in ``argocd-notifications-secret``
-(https://argo-cd.readthedocs.io/en/stable/operator-manual/notifications/services/github/).
-
-The templates have no ``data``: nothing secret is ever rendered. If Argo CD syncs them, its three-way diff
-leaves keys that were added out of band alone, and ``Prune=false,Delete=false``
-(https://argo-cd.readthedocs.io/en/stable/user-guide/sync-options/) keeps it from deleting the filled
-Secret. The required keys are listed in an annotation; docs/ops.md says how to fill them.
-"""
+"""Which Secret holds which credential, rendered as Secret templates that name every key but carry no value."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""ETL of a release: each table to typed, zstd-compressed Parquet, with statistics, checksums and a manifest.
-
-Runs after validation in the release-data-prep workflow; its output directory is what Argo Workflows
-passes on as an output artifact (https://argo-workflows.readthedocs.io/en/latest/walk-through/artifacts/)
-and what ``publish_release`` uploads. Tables are read and written in bounded memory (CSV block by block,
-Parquet row group by row group) and converted to the column types of the table's pandera schema the same
-way the validator converts them (``steps.data.schemas.text_to_dtype``). Output is byte-for-byte the same
-for the same input and ``created_at``, so a re-run's upload can skip every unchanged object.
-"""
+"""ETL of a release: each table to typed, zstd-compressed Parquet, with statistics, checksums and a manifest."""
 
 from __future__ import annotations
 

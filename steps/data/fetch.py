@@ -1,13 +1,4 @@
-"""Fetch a commit's release data: from a local checkout, an S3 prefix, or GitHub's tarball of the commit.
-
-GitHub serves a commit as a gzip tarball (``GET /repos/{owner}/{repo}/tarball/{sha}``, answered with a
-302 to a short-lived download URL; https://docs.github.com/en/rest/repos/contents#download-a-repository-archive-tar)
-whose entries sit under one top directory ``owner-repo-shortsha/``. The archive is streamed, never
-stored whole, and only the entries under ``<top>/<data_path>`` are written. Archives are untrusted:
-absolute paths, ``..``, links, devices, and entries or totals over the size caps are refused with a
-``DataError`` naming the entry. Output lands in a staging directory that is renamed into place only
-when complete, so ``dest`` is either the whole data or absent.
-"""
+"""Fetch a commit's release data: from a local checkout, an S3 prefix, or GitHub's tarball of the commit."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""Read and check ``release.yaml``, the metadata of a release-data directory.
-
-``validate_metadata`` is the first step of the release-data-prep workflow: its output, one small dict
-per table, drives an Argo Workflows ``withParam`` fan-out of table validations
-(https://argo-workflows.readthedocs.io/en/latest/walk-through/loops/), and a failure becomes a GitHub
-commit status ``failure`` (https://docs.github.com/en/rest/commits/statuses). Every problem is
-collected before failing, each named by its key path (``tables[1].schema``) with the fix.
-"""
+"""Read and check ``release.yaml``, the metadata of a release-data directory."""
 
 from __future__ import annotations
 

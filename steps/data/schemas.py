@@ -1,13 +1,4 @@
-"""Table schemas: pandera's polars schemas, built in or loaded from pandera's own YAML format.
-
-A table in ``release.yaml`` names its schema either as ``builtin:<name>`` (a pandera ``DataFrameModel``
-shipped here) or as a relative path to a YAML file written by pandera's ``DataFrameSchema.to_yaml``
-(https://pandera.readthedocs.io/en/stable/polars.html). The release data is the input of an Argo
-Workflows fan-out (https://argo-workflows.readthedocs.io/en/latest/walk-through/loops/), one pod per
-table, so this module also turns a schema into the form the streaming validator needs: uniqueness taken
-out (it is checked across batches with hashes, not per batch by pandera), primary-key columns made
-non-nullable, and CSV text converted to each column's declared type.
-"""
+"""Table schemas: pandera's polars schemas, built in or loaded from pandera's own YAML format."""
 
 from __future__ import annotations
 

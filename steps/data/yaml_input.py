@@ -1,9 +1,4 @@
-"""Reading YAML that data owners write (``release.yaml``, pandera schema files) with errors they can act on.
-
-A syntax error names the file, the line and the column (https://pyyaml.org/wiki/PyYAMLDocumentation, the
-``problem_mark`` of a ``MarkedYAMLError``); text that is not UTF-8 says so. Both are ``DataError``: the
-author of the file must fix it, and the commit status says where.
-"""
+"""Reading YAML that data owners write (``release.yaml``, pandera schema files) with errors they can act on."""
 
 from pathlib import Path
 from typing import Any

@@ -1,10 +1,4 @@
-"""What to tell GitHub for which workflow state: pure functions, no I/O.
-
-Maps Argo Workflows' final phases (``{{workflow.status}}``: Succeeded, Failed, Error; see
-https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler) to GitHub commit status states
-(https://docs.github.com/en/rest/commits/statuses: error, failure, pending, success), decodes
-``{{workflow.failures}}`` and writes descriptions that fit GitHub's 140-character limit.
-"""
+"""What to tell GitHub for which workflow state: pure functions, no I/O."""
 
 from __future__ import annotations
 

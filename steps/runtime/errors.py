@@ -1,14 +1,4 @@
-"""Errors a step raises on purpose, and how each is reported.
-
-A step that fails tells three audiences what happened: GitHub gets a short ``summary`` (a commit status
-description is capped at 140 characters), the logs get the full ``detail``, and Argo gets the summary as
-the container's termination message, which it folds into the node message that ``{{workflow.failures}}``
-hands to the exit handler (https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler).
-
-``DataError`` is bad input that its author must fix (reported as ``failure``); ``InfraError`` is a
-dependency that did not answer or answered wrongly (reported as ``error`` when it ends a run).
-Neither may carry a secret: summaries and details are built from names, counts and paths only.
-"""
+"""Errors a step raises on purpose, and how each is reported."""
 
 from __future__ import annotations
 

@@ -1,12 +1,4 @@
-"""Kubernetes label values for a run's repository: ``owner.repo``, valid for every legal GitHub name.
-
-A label value has at most 63 characters and starts and ends alphanumeric
-(https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set); a GitHub
-owner has up to 39 and a repository name up to 100. ``owner.repo`` is used as it is when it fits and ends
-alphanumeric; otherwise its first 52 characters, ``-`` and the first 10 hex digits of the SHA-256 of
-``owner/repo`` (63 characters, unique, ending in a hex digit). Owners start alphanumeric, so the start is
-always valid. ``REPO_LABEL_EXPRESSION`` is the same rule as an Argo expression for ``labelsFrom``.
-"""
+"""Kubernetes label values for a run's repository: ``owner.repo``, valid for every legal GitHub name."""
 
 import hashlib
 import re

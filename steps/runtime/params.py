@@ -1,14 +1,4 @@
-"""The one place where Argo's string parameters become the typed arguments a step function declares.
-
-Argo passes every input parameter as a string. Left to itself, Hera's runner JSON-decodes values for non-``str``
-annotations and then validates the call with pydantic (``_runner/util.py``: ``_parse``, ``validate_call``),
-before the ``@step`` wrapper runs, so a bad value would crash the pod with a traceback and no termination
-message, and an empty string could never mean None. ``runner_signature`` therefore shows the runner a signature
-whose parameters are all ``str`` (same names and defaults, so the rendered inputs do not change), and ``coerce``
-converts once by the types the function really declares: ``bool`` takes ``true``/``false``, ``int`` a decimal
-integer, ``X | None`` an empty string (or Hera's rendered default ``null``) as None; anything else is a
-ConfigError naming the parameter.
-"""
+"""The one place where Argo's string parameters become the typed arguments a step function declares."""
 
 import inspect
 import types

@@ -1,10 +1,4 @@
-"""Settings a step reads from its container environment, set by the WorkflowTemplate from hera_config.yaml.
-
-Arguments that change per run (repo, sha, ...) are template inputs; settings that change per installation
-of this project (API URLs, the status context, retry budgets) are environment variables rendered into the
-template (https://argo-workflows.readthedocs.io/en/latest/fields/#container). Secrets are neither: they
-are files mounted from Kubernetes Secrets, or env vars filled by ``secretKeyRef``, read where used.
-"""
+"""Settings a step reads from its container environment, set by the WorkflowTemplate from hera_config.yaml."""
 
 from __future__ import annotations
 

@@ -1,15 +1,4 @@
-"""The ``@step`` decorator: typed arguments, scrubbed logging, and failure reporting for functions run in pods.
-
-In a pod (``python -m hera.workflows.runner -e steps.<module>:<function>``) a failing step writes its
-one-line summary to the container's termination message, which Argo turns into the node message that
-``{{workflow.failures}}`` carries to the exit handler
-(https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler), and exits with a code that the
-template's ``retryStrategy`` reads: data and configuration errors are final, infrastructure errors retry.
-Called directly (tests, the library), a decorated function just raises.
-
-In a pod an empty list or dict result is returned as its JSON text: Hera's runner prints nothing for a
-falsy result, and Argo cannot parse an empty ``outputs.result`` as the JSON list a ``withParam`` needs.
-"""
+"""The ``@step`` decorator: typed arguments, scrubbed logging, and failure reporting for functions run in pods."""
 
 import functools
 import json

@@ -1,10 +1,4 @@
-"""A run's workspace: the store its pods share (``$RELEASE_WORKSPACE``), and where releases go (``$RELEASE_STORE``).
-
-Pods share no disk, so a run keeps its files in a workspace store (an ``s3://bucket/prefix/_runs/<workflow>``
-location in a cluster, a local directory in local runs): ``input/`` holds the fetched release data,
-``reports/`` one validation report per table, and ``summary.json`` what was published. ``read_run``
-reads all of it back for the exit handler's summaries.
-"""
+"""A run's workspace (``$RELEASE_WORKSPACE``), the store its pods share, and where releases go."""
 
 import json
 import logging
