@@ -18,7 +18,7 @@ from steps.github.comments import PERMISSIONS as COMMENT_PERMISSIONS
 from steps.github.comments import CommentResult, upsert_pr_comment
 from steps.github.statuses import check_target, post_status
 from steps.policy.report import RunSummary, build_annotations, check_run_output, comment_marker, pr_comment_body
-from steps.policy.status import final_description, github_state, parse_failures, pending_description
+from steps.policy.status import final_description, final_state, parse_failures, pending_description
 from steps.runtime.errors import ConfigError, InfraError, StepError
 from steps.runtime.registrations import load_registration
 from steps.runtime.settings import GitHubStepSettings, record
@@ -57,8 +57,8 @@ def report_final(
         app_id: The App id (``$GITHUB_APP_ID`` when empty).
         summary: Optional success text (e.g. tables and rows released).
     """
-    state = github_state(workflow_status)
     failures = parse_failures(workflow_failures)
+    state = final_state(workflow_status, failures)
     if state == "success" and not summary:
         try:
             summary = summary_text(read_summary())

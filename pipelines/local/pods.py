@@ -23,6 +23,16 @@ _PASSTHROUGH_ENV = (
 )  # fmt: skip
 
 
+def node_message(code: int, termination: str) -> str:
+    """The message Argo 3.7 writes on a Failed pod node, e.g. ``main: Error (exit code 75): GitHub 503``.
+
+    ``inferFailedReason`` in workflow/controller/operator.go: the container name, the kubelet's reason and
+    exit code, then the termination message when the step left one (3.6 writes the same without ``main: ``).
+    """
+    head = f"main: Error (exit code {code})"
+    return f"{head}: {termination}" if termination else head
+
+
 class PodRunner(RunState):
     """Runs script templates as subprocesses, with retries, local secret stand-ins and ConfigMap files."""
 
@@ -167,7 +177,7 @@ class PodRunner(RunState):
             self._set(node, phase="Succeeded", result=stdout.strip(), exit_code=0)
         else:
             message = termination.read_text(encoding="utf-8", errors="replace").strip() if termination.exists() else ""
-            self._set(node, phase="Failed", message=message or f"failed with exit code {code}", exit_code=code)
+            self._set(node, phase="Failed", message=node_message(code, message), exit_code=code)
 
     def _missing(self, name: str, key: str | None) -> bool:
         gone = self.options.missing_secrets

@@ -6,11 +6,28 @@ import json
 import re
 from dataclasses import dataclass
 
-from steps.runtime.errors import SUMMARY_LIMIT
+from steps.runtime.errors import INFRA_MARKER, SUMMARY_LIMIT
 
 STATES = ("error", "failure", "pending", "success")
 PHASE_TO_STATE = {"Succeeded": "success", "Failed": "failure", "Error": "error"}
-_EXIT_PREFIX = re.compile(r"^(Error \(exit code \d+\)|failed with exit code \d+): ")
+# How Argo words a failed pod node (workflow/controller/operator.go ``inferFailedReason``): 3.6 writes
+# "<Reason> (exit code N)" and ": <termination message>" when there is one; 3.7 puts the container name
+# first ("main: Error (exit code 75): ..."). The local runner writes "failed with exit code N" when a
+# step left no termination message. Older controllers and deadline kills write the bare message.
+_NODE_MESSAGE = re.compile(
+    r"^(?:(?P<container>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?): )?"
+    r"(?:[A-Za-z]+ \(exit code (?P<code>\d+)\)|failed with exit code (?P<local>\d+))"
+    r"(?:: (?P<message>.*))?$",
+    re.S,
+)
+EXIT_INFRA = 75  # EX_TEMPFAIL, what the @step decorator exits with for an InfraError
+# Node messages that mean the platform, not the data, ended the step (Argo's deadline and pod kills).
+_PLATFORM = (
+    "Step exceeded its deadline",
+    "Pod was active on the node longer than the specified deadline",
+    "pod deleted",
+    "CreateContainerConfigError",
+)
 
 
 def github_state(workflow_status: str) -> str:
@@ -47,6 +64,8 @@ class Failure:
     message: str
     phase: str
     finished_at: str = ""
+    exit_code: int | None = None
+    infra: bool = False
 
     @property
     def step(self) -> str:
@@ -73,17 +92,29 @@ def parse_failures(raw: str | None) -> list[Failure]:
             return [Failure(display_name="workflow", template_name="", message=text, phase="Failed")]
     if not isinstance(value, list):
         return []
-    return [
-        Failure(
-            display_name=str(item.get("displayName") or item.get("name") or "?"),
-            template_name=str(item.get("templateName") or ""),
-            message=_EXIT_PREFIX.sub("", str(item.get("message") or "")).strip(),
-            phase=str(item.get("phase") or "Failed"),
-            finished_at=str(item.get("finishedAt") or ""),
-        )
-        for item in value
-        if isinstance(item, dict)
-    ]
+    return [_failure(item) for item in value if isinstance(item, dict)]
+
+
+def _failure(item: dict[str, object]) -> Failure:
+    raw = str(item.get("message") or "").strip()
+    code: int | None = None
+    message = raw
+    match = _NODE_MESSAGE.match(raw)
+    if match:
+        code = int(match["code"] or match["local"])
+        message = (match["message"] or "").strip() or (raw[match.end("container") + 2 :] if match["container"] else raw)
+    infra = message.startswith(INFRA_MARKER) or code == EXIT_INFRA or raw.startswith(_PLATFORM)
+    if message.startswith(INFRA_MARKER):
+        message = message[len(INFRA_MARKER) :].strip()
+    return Failure(
+        display_name=str(item.get("displayName") or item.get("name") or "?"),
+        template_name=str(item.get("templateName") or ""),
+        message=message,
+        phase=str(item.get("phase") or "Failed"),
+        finished_at=str(item.get("finishedAt") or ""),
+        exit_code=code,
+        infra=infra,
+    )
 
 
 # Messages Argo writes on parent and retry nodes; the cause is on the pod that failed.
@@ -95,7 +126,7 @@ _BOOKKEEPING = (
     "step group",
 )
 _ATTEMPT = re.compile(r"\(\d+\)$")
-_GENERIC = re.compile(r"^(failed with exit code \d+|Error \(exit code \d+\))$")
+_GENERIC = re.compile(r"^(failed with exit code \d+|[A-Za-z]+ \(exit code \d+\))$")
 
 
 def root_cause(failures: list[Failure]) -> Failure | None:
@@ -117,6 +148,20 @@ def root_cause(failures: list[Failure]) -> Failure | None:
         (f for f in failures if relevant(f)), key=lambda f: (bool(_GENERIC.match(f.message)), f.finished_at)
     )
     return candidates[0] if candidates else (failures[0] if failures else None)
+
+
+def final_state(workflow_status: str, failures: list[Failure]) -> str:
+    """The final commit state: ``failure`` only when the step's own cause is the data or a deployment.
+
+    Argo marks a step that exited 75 (an outage that outlasted its retries) ``Failed`` like bad data, so the
+    phase alone would report outages as ``failure``; the root cause's exit code or marker decides instead.
+    """
+    state = github_state(workflow_status)
+    if state == "failure":
+        cause = root_cause(failures)
+        if cause is not None and cause.infra:
+            return "error"
+    return state
 
 
 def final_description(workflow_status: str, failures: list[Failure], success_text: str = "") -> str:
@@ -141,7 +186,9 @@ __all__ = [
     "STATES",
     "Failure",
     "clip",
+    "INFRA_MARKER",
     "final_description",
+    "final_state",
     "github_state",
     "parse_failures",
     "pending_description",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 SUMMARY_LIMIT = 140
+# Starts the termination message of a step that ended on an InfraError, so the exit handler reports `error`
+# even where the node message carries no exit code (older controllers write the bare message).
+INFRA_MARKER = "[infra] "
 
 
 class StepError(Exception):
@@ -42,4 +45,4 @@ class ConfigError(StepError):
     kind = "failure"
 
 
-__all__ = ["SUMMARY_LIMIT", "ConfigError", "DataError", "InfraError", "StepError"]
+__all__ = ["INFRA_MARKER", "SUMMARY_LIMIT", "ConfigError", "DataError", "InfraError", "StepError"]

@@ -1,9 +1,4 @@
-"""Step logging: everything goes to stderr through a scrubber that redacts keys, tokens and JWTs.
-
-stdout carries a step's result to Argo, so logs go to stderr. The scrubber rewrites each record's message,
-its formatted exception and stack (``log.exception`` and ``stack_info``), and uncaught exceptions that
-Python would print by itself, so a token inside an exception's text never reaches the pod log.
-"""
+"""Step logging: everything goes to stderr through a scrubber that redacts keys, tokens and JWTs."""
 
 import logging
 import os

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from steps.runtime.errors import StepError
+from steps.runtime.errors import INFRA_MARKER, StepError
 from steps.runtime.logs import configure_logging, scrub
 from steps.runtime.params import coerce, runner_signature
 
@@ -44,7 +44,9 @@ def step(fn: F) -> F:
             result = fn(**coerce(fn, args, kwargs))
         except StepError as exc:
             log.error("%s failed: %s", fn.__name__, exc.detail)
-            _terminate(exc.summary, EXIT_RETRY if exc.kind == "error" else EXIT_FINAL)
+            if exc.kind == "error":
+                _terminate(INFRA_MARKER + exc.summary, EXIT_RETRY)
+            _terminate(exc.summary, EXIT_FINAL)
             raise
         except Exception as exc:
             summary = f"{fn.__name__} crashed: {type(exc).__name__}: {scrub(str(exc))}"

@@ -1,6 +1,7 @@
 """The exit handler always posts a final commit status, whatever happened to the S3 Secret (local runner, moto S3)."""
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,31 @@ def test_with_required_references_the_commit_would_stay_pending(tmp_path, s3_ser
     final = next(n for n in result.nodes if n.display_name == "report-final")
     assert final.phase == "Failed" and final.message == "Step exceeded its deadline"
     assert [n.display_name for n in result.nodes if n.display_name.startswith("report-final(")] == ["report-final(0)"]
+
+
+def test_an_s3_outage_that_outlasts_the_retries_ends_error_not_failure(tmp_path, s3_server):
+    # S3 refuses connections for the whole run: the steps exit 75 with an "[infra]" termination message, Argo
+    # marks the run Failed (exit 75 is a failed node), and the exit handler still reports `error` (README's
+    # matrix: `error` is infrastructure), naming the step and the outage in the step's own words.
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    template, resources = release_template()
+
+    class Down:
+        bucket = s3_server.bucket
+        endpoint_url = closed
+
+    result, statuses = run_release(
+        tmp_path,
+        Down,
+        template,
+        resources,
+        secrets={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"},
+        missing=frozenset(),
+    )
+    assert result.phase == "Failed"
+    assert [s["state"] for s in statuses] == ["pending", "error"]
+    description = statuses[-1]["description"]
+    assert "[infra]" not in description and "exit code" not in description
+    assert description.startswith(("fetch", "metadata", "validate", "etl", "publish")), description

@@ -309,7 +309,7 @@ def test_steps_run_group_by_group_and_parallelism_one_in_item_order(scenarios: d
     tolerated = node(result, "[0].tolerated")
     assert (tolerated.phase, tolerated.message, tolerated.exit_code) == (
         "Failed",
-        "failed with exit code 3",
+        "main: Error (exit code 3)",
         3,
     )
     lines = trace_lines(scenario.trace)
@@ -353,7 +353,7 @@ def test_retries_follow_the_expression_and_the_exit_handler_gets_go_quoted_failu
     assert failures == result.failures
     pod = next(f for f in failures if f["displayName"] == "data(0)")
     assert list(pod) == ["displayName", "message", "templateName", "phase", "podName", "finishedAt"]
-    assert pod["message"] == "data: attempt 1 failed on purpose"
+    assert pod["message"] == "main: Error (exit code 2): data: attempt 1 failed on purpose"  # Argo 3.7
     assert (pod["templateName"], pod["phase"]) == ("flaky", "Failed")
     assert pod["podName"].startswith(f"{result.name}-flaky-")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", pod["finishedAt"])
@@ -367,7 +367,7 @@ def test_a_crash_still_runs_the_exit_handler_with_failed(scenarios: dict[str, Sc
     assert result.phase == "Failed"
     crash = node(result, ".crash")
     assert (crash.phase, crash.exit_code) == ("Failed", 1)
-    assert crash.message == "crash crashed: RuntimeError: crash-step hit a bug"  # the termination message
+    assert crash.message == "main: Error (exit code 1): crash crashed: RuntimeError: crash-step hit a bug"
     assert "Traceback" in Path(crash.log_path or "").read_text()
     omitted = node(result, ".after-crash")
     assert (omitted.phase, omitted.message) == ("Omitted", "omitted: depends condition not met")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from steps.policy.status import clip, final_description, github_state, parse_failures
+from steps.policy.status import clip, final_description, final_state, github_state, parse_failures, root_cause
 
 NODES = [
     {
@@ -107,3 +107,59 @@ def test_root_cause_skips_bookkeeping_and_attempts_that_a_retry_recovered():
     assert final_description("Failed", parse_failures(go_quoted)) == (
         "check-table: prices: 3 failures in 3,000 rows (price >= 0: 3)"
     )
+
+
+# Node messages exactly as the supported controllers write them (workflow/controller/operator.go,
+# ``inferFailedReason``): 3.6 "<Reason> (exit code N)[: <termination message>]", 3.7 the same after the
+# container name ("main: "), older controllers and the deadline killer the bare message.
+OUTAGE = "GitHub did not answer the tarball download for acme/data@0123456789ab"
+NODE_FORMS = [
+    pytest.param(f"Error (exit code 75): [infra] {OUTAGE}", 75, id="3.6"),
+    pytest.param(f"main: Error (exit code 75): [infra] {OUTAGE}", 75, id="3.7"),
+    pytest.param(f"[infra] {OUTAGE}", None, id="bare termination message"),
+    pytest.param(f"Error (exit code 75): {OUTAGE}", 75, id="exit code without marker"),
+]
+
+
+@pytest.mark.parametrize(("message", "code"), NODE_FORMS)
+def test_every_argo_form_of_an_outage_is_error_with_the_steps_own_message(message, code):
+    nodes = [
+        {"displayName": "release-data-prep-x", "message": "child 'release-data-prep-x-1' failed", "phase": "Failed"},
+        {"displayName": "fetch", "message": "No more retries left", "phase": "Failed"},
+        {"displayName": "fetch(2)", "message": message, "phase": "Failed", "finishedAt": "2026-12-03T10:00:03Z"},
+    ]
+    failures = parse_failures(json.dumps(json.dumps(nodes)))  # Go-quoted, as the exit handler receives it
+    cause = root_cause(failures)
+    assert cause is not None and cause.infra and cause.exit_code == code
+    assert final_state("Failed", failures) == "error"  # Argo's phase says Failed; the cause is an outage
+    assert final_description("Failed", failures) == f"fetch: {OUTAGE}"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Error (exit code 2): data.csv: 3 rows fail str_matches",
+        "main: Error (exit code 2): data.csv: 3 rows fail str_matches",
+        "data.csv: 3 rows fail str_matches",
+    ],
+)
+def test_bad_data_stays_failure_in_every_form(message):
+    failures = parse_failures(json.dumps([{"displayName": "validate", "message": message, "phase": "Failed"}]))
+    assert final_state("Failed", failures) == "failure"
+    assert final_description("Failed", failures) == "validate: data.csv: 3 rows fail str_matches"
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["Step exceeded its deadline", "main: OOMKilled (exit code 137)", "OOMKilled (exit code 137)"],
+)
+def test_platform_kills_keep_their_wording(message):
+    failures = parse_failures(json.dumps([{"displayName": "etl", "message": message, "phase": "Failed"}]))
+    text = final_description("Failed", failures)
+    assert text == f"etl: {message.removeprefix('main: ')}"
+    assert final_state("Failed", failures) == ("error" if "deadline" in message else "failure")
+
+
+def test_the_phase_error_is_always_error_and_succeeded_always_success():
+    assert final_state("Error", []) == "error"
+    assert final_state("Succeeded", parse_failures(json.dumps([{"displayName": "x", "message": "y"}]))) == "success"
