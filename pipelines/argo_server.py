@@ -1,10 +1,4 @@
-"""A small client of the Argo Server REST API: submit from a WorkflowTemplate, follow a run, lint.
-
-Endpoints (https://argo-workflows.readthedocs.io/en/latest/rest-api/): ``POST
-/api/v1/workflows/{ns}/submit`` with ``resourceKind: WorkflowTemplate``, ``GET /api/v1/workflows/{ns}/{name}``
-and ``POST /api/v1/workflow-templates/{ns}/lint``. ``wait`` treats ``Pending`` as not finished: a run
-queued on a mutex stays Pending, and Hera's own ``wait()`` returns too early on it.
-"""
+"""A small client of the Argo Server REST API: submit from a WorkflowTemplate, follow a run, lint."""
 
 import time
 from collections.abc import Callable

@@ -1,15 +1,4 @@
-"""The project's one configuration file, ``hera_config.yaml``: a typed, validated model and its loader.
-
-Everything the cluster needs is rendered from this file (the WorkflowTemplate, Argo Events resources, Argo
-CD Applications and notifications config), and the CLI reads its Argo server settings from it. The
-sections mirror the systems involved: Argo Workflows
-(https://argo-workflows.readthedocs.io/en/latest/rest-api/), the runner image, GitHub
-(https://docs.github.com/en/rest), S3/MinIO, Argo CD (https://argo-cd.readthedocs.io/en/stable/) and the
-``repoRegistrations`` list, one entry per repository and GitHub App installation.
-
-Any scalar setting may be overridden by an environment variable named ``GSM_<SECTION>_<KEY>`` in upper
-snake case, for example ``GSM_GITHUB_API_URL`` or ``GSM_S3_ENDPOINT_URL`` (see ``env_overrides``).
-"""
+"""The project's one configuration file, ``hera_config.yaml``: a typed, validated model and its loader."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""Render every resource the cluster needs from ``hera_config.yaml`` into deterministic YAML files.
-
-Argo CD syncs the committed output (https://argo-cd.readthedocs.io/en/stable/user-guide/directory/), so
-the files are the contract: one resource per file, stable key order, a header naming the command that
-generated them, byte-identical whatever the working directory. ``check`` renders in memory and reports
-drift as a unified diff, so CI fails when someone edits the YAML by hand or forgets to re-render.
-"""
+"""Render every resource the cluster needs from ``hera_config.yaml`` into deterministic YAML files."""
 
 import difflib
 from collections.abc import Callable, Iterable

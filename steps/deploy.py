@@ -1,27 +1,4 @@
-"""Steps that deploy: plan the environments of an event, gate each deployment on Argo CD, retire previews.
-
-One GitHub deployment per commit and environment (``steps.github.deployments``) whose statuses follow Argo CD
-(``steps.argocd.watch`` waits, ``steps.policy.deploy`` decides): ``in_progress`` while Argo CD rolls the commit
-out, then ``success`` (with ``auto_inactive``), ``failure`` (degraded), ``error`` (timed out or Argo CD
-unusable) or ``inactive`` (superseded by a newer commit: not a failure).
-
-GitHub calls of ``deploy_environment`` on the happy path (4, the token included):
-
-1. ``POST /app/installations/{id}/access_tokens`` - a token for this repository with ``deployments: write``
-   only (the installation id comes from the registration, so no lookup);
-2. ``POST /repos/{o}/{r}/deployments`` - a new deployment starts ``pending``, so no ``queued`` status is sent;
-3. ``POST /repos/{o}/{r}/deployments/{id}/statuses`` - ``in_progress`` with ``log_url`` (the Argo CD app page)
-   and ``environment_url``; then Argo CD is watched (no GitHub calls);
-4. ``POST /repos/{o}/{r}/deployments/{id}/statuses`` - the final state.
-
-Idempotence: unless ``$STEP_RETRIES`` is ``0`` (the template sets it to Argo's ``{{retries}}``), step 2 is
-preceded by ``GET /repos/{o}/{r}/deployments?sha=&environment=&task=deploy&per_page=1`` and the newest match
-is reused, so a retried step never creates a second deployment. An ``after`` environment adds a lookup of
-that environment's deployment of the commit and its statuses (2 calls) before anything is created.
-
-With ``$GITHUB_RECORD_FILE`` set (the local runner), nothing is sent to GitHub: each call is appended to that
-file, and the lookups read it back.
-"""
+"""Steps that deploy: plan the environments of an event, gate each deployment on Argo CD, retire previews."""
 
 import logging
 import os

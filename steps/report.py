@@ -1,11 +1,4 @@
-"""Steps that report a run to GitHub: the commit status when it starts and ends, and the pull-request summary.
-
-``report_pending`` runs first, beside fetch; ``report_final`` and ``report_pr_summary`` run in the exit
-handler with ``{{workflow.status}}`` and ``{{workflow.failures}}``
-(https://argo-workflows.readthedocs.io/en/latest/variables/#exit-handler). The summary reads the run's
-workspace (``steps.store.workspace.read_run``) and comments on the pull request and/or creates the check run
-with annotations, as the repository's registration asks.
-"""
+"""Steps that report a run to GitHub: the commit status when it starts and ends, and the pull-request summary."""
 
 import logging
 from dataclasses import asdict

@@ -1,10 +1,4 @@
-"""The command line: ``python -m pipelines render | lint | submit | run``.
-
-``render`` writes the manifests Argo CD syncs, ``lint`` validates them, ``submit`` starts a run of the
-release-data-prep WorkflowTemplate on an Argo Server (https://argo-workflows.readthedocs.io/en/latest/rest-api/)
-and ``run`` executes the same rendered template locally, without a cluster. Every command takes
-``--config PATH`` (default ``hera_config.yaml``).
-"""
+"""The command line: ``python -m pipelines render | lint | submit | run``."""
 
 import argparse
 import sys

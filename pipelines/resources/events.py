@@ -1,23 +1,4 @@
-"""Argo Events resources that turn GitHub deliveries into release-data-prep and preview-cleanup Workflows.
-
-One ``github`` EventSource (https://argoproj.github.io/argo-events/eventsources/setup/github/) serves one
-endpoint per GitHub App, each verifying deliveries with that App's webhook secret. One Sensor
-(https://argoproj.github.io/argo-events/concepts/sensor/) holds, per registration, dependencies whose data
-filters (https://argoproj.github.io/argo-events/sensors/filters/data/) pass only
-
-* ``push`` to the registration's default branch that does not delete it,
-* ``pull_request`` opened, reopened or synchronized,
-* ``pull_request`` closed, for registrations with previews (preview cleanup),
-
-and one ``argoWorkflow`` trigger per dependency that submits a Workflow referencing the WorkflowTemplate,
-its arguments addressed by index in ``pipelines.parameters`` order
-(https://argoproj.github.io/argo-events/tutorials/02-parameterization/). Argo Events matches string filters
-as unanchored Go regexes, so every pattern here is anchored. The installation and app ids are literals of
-the registration: a repository webhook carries no ``installation``.
-
-Several dependencies share one event of the EventSource, which needs a JetStream EventBus (docs/ops.md).
-``postsync_hook_resources`` renders the documented alternative: a Workflow run as an Argo CD PostSync hook.
-"""
+"""Argo Events resources that turn GitHub deliveries into release-data-prep and preview-cleanup Workflows."""
 
 from __future__ import annotations
 

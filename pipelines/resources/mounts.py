@@ -1,13 +1,4 @@
-"""What a step's pod mounts: each credential or file a step may need, as a typed value a script asks for.
-
-A step lists the mounts it needs (``scripts.script(..., mounts=[m.github_app, m.s3])``) and gets exactly those
-Secrets and ConfigMaps, nothing else: a pod holds only the credentials its own step uses. Every Secret
-reference is ``optional: true`` (https://kubernetes.io/docs/concepts/configuration/secret/#restriction-secret-must-exist):
-a missing Secret or key would otherwise keep the pod in ``CreateContainerConfigError`` until the workflow
-deadline (an hour by default) with no step ever reporting it; optional, the step starts, finds the file or
-variable absent and fails at once naming the Secret and key (``*_SECRET`` variables carry the names, never
-values). The exit handler in particular then always runs and posts the final commit status.
-"""
+"""What a step's pod mounts: each credential or file a step may need, as a typed value a script asks for."""
 
 from __future__ import annotations
 

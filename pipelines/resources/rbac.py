@@ -1,18 +1,4 @@
-"""ServiceAccounts, Roles and RoleBindings for everything the project runs, each with the least it needs.
-
-Rules and why (https://kubernetes.io/docs/reference/access-authn-authz/rbac/):
-
-- ``workflow.serviceAccount`` (the release-data-prep and preview-cleanup pods): ``create`` and ``patch`` on
-  ``workflowtaskresults`` only. Argo's executor (the ``wait`` container) reports each step's outputs through
-  them, and every pod fails with "workflowtaskresults.argoproj.io is forbidden" without it
-  (https://argo-workflows.readthedocs.io/en/latest/workflow-rbac/, the same in 3.6 and 3.7). The steps
-  themselves never call the Kubernetes API: GitHub, Argo CD and S3 credentials come from mounted Secrets.
-- ``events.sensorServiceAccount`` (the Sensor's pod, in ``events.namespace``), bound in ``argo.namespace``:
-  ``create`` on ``workflows`` to start runs; ``list`` on ``workflows`` because the ``argoWorkflow`` trigger
-  runs the ``argo`` CLI and then looks the new Workflow up by label; ``get`` on ``workflowtemplates`` because
-  ``argo submit`` resolves and validates the ``workflowTemplateRef`` before creating
-  (argo-events ``pkg/sensors/triggers/argo-workflow``; docs/service-accounts.md).
-"""
+"""ServiceAccounts, Roles and RoleBindings for everything the project runs, each with the least it needs."""
 
 from __future__ import annotations
 

@@ -1,20 +1,4 @@
-"""The ``release-data-prep`` WorkflowTemplate, its preview-cleanup sibling, and the registrations ConfigMap.
-
-A WorkflowTemplate (https://argo-workflows.readthedocs.io/en/latest/workflow-templates/) whose script
-steps run in Hera's runner mode (https://hera.readthedocs.io/en/stable/user-guides/script-runner-io/):
-each pod runs ``python -m hera.workflows.runner -e steps.<module>:<function>`` from the runner image, so the
-code in ``steps/`` is what runs, never inline source. Shape of a run:
-
-- ``report-pending`` starts at once, beside ``fetch``: nothing slow comes before the PR shows feedback;
-- fetch -> check-metadata -> validate-tables (one pod per table, ``withParam``, bounded parallelism) ->
-  publish (Parquet, statistics, manifest last) -> register;
-- plan-deployments -> deploy-environments (one at a time, a mutex per repository and environment);
-- the exit handler receives ``{{workflow.status}}`` and ``{{workflow.failures}}`` as arguments and always
-  posts the final commit status.
-
-Secrets are never parameters: each step mounts only the Kubernetes Secrets it uses (``mounts``); every pod is
-built by ``scripts`` (runner mode, retries, Pod Security "restricted").
-"""
+"""The ``release-data-prep`` WorkflowTemplate, its preview-cleanup sibling, and the registrations ConfigMap."""
 
 from typing import Any
 

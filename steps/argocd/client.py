@@ -1,7 +1,4 @@
-"""Argo CD API server client: get an Application, follow its watch stream, wait until it is live at one commit.
-
-How the wait works and where its settings come from: docs/internals.md.
-"""
+"""Argo CD API server client: get an Application, follow its watch stream, wait until it is live at one commit."""
 
 import json
 import logging

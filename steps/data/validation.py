@@ -1,7 +1,4 @@
-"""Validate one release-data table against its pandera schema in bounded memory (one Argo pod per table).
-
-How batches, uniqueness and row numbers work: docs/internals.md.
-"""
+"""Validate one release-data table against its pandera schema in bounded memory (one Argo pod per table)."""
 
 from __future__ import annotations
 

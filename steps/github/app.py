@@ -1,12 +1,4 @@
-"""GitHub App authentication: the app's JWT and short-lived installation tokens scoped to one repository.
-
-Models https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app: a JWT signed
-with the app's private key (RS256, ``iat`` 60 s in the past, ``exp`` at most 10 minutes ahead, ``iss`` the
-app id) authenticates ``POST /app/installations/{id}/access_tokens``, whose token lasts one hour and is
-narrowed here to one repository and the least permissions the caller names.
-
-Neither the key nor a token is ever put into a log line, an exception message or a ``repr``.
-"""
+"""GitHub App authentication: the app's JWT and short-lived installation tokens scoped to one repository."""
 
 from __future__ import annotations
 

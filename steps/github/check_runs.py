@@ -1,11 +1,4 @@
-"""A check run with annotations on the failing lines (https://docs.github.com/en/rest/checks/runs).
-
-``create_check_run`` creates one completed check run on a commit and attaches its annotations, 50 per
-request as GitHub requires: the first 50 go with the create request, the rest are appended by updates
-(GitHub appends each update's annotations to those already there). Each request is one
-``RepoClient.call`` of its own, so a token re-minted after a 401 repeats only that request, never the
-creation. Needs a token with ``checks: write``.
-"""
+"""A check run with annotations on the failing lines (https://docs.github.com/en/rest/checks/runs)."""
 
 import logging
 from collections.abc import Sequence

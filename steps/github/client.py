@@ -1,11 +1,4 @@
-"""How to call GitHub: PyGithub with a time-bounded retry policy and a token re-minted once on 401.
-
-Retries follow https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api:
-5xx, connection errors and timeouts back off exponentially with jitter; 429 and 403 secondary rate limits
-wait for ``Retry-After``; primary rate limits wait for ``x-ratelimit-reset`` (PyGithub's ``GithubRetry``
-knows these responses); every call gives up after a bounded total time with an ``InfraError``.
-Objects are built lazily so PyGithub makes no extra GETs before acting.
-"""
+"""How to call GitHub: PyGithub with a time-bounded retry policy and a token re-minted once on 401."""
 
 from __future__ import annotations
 

@@ -1,15 +1,4 @@
-"""This project's comment on a pull request: one comment, found by its marker and edited in place.
-
-Issue comments: https://docs.github.com/en/rest/issues/comments.
-
-``upsert_pr_comment`` finds this project's comment by its hidden marker line, on any page of the pull
-request's comments (GitHub pages them with ``Link`` headers,
-https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api), and edits it, or
-creates it once. Only a comment that starts with the marker *and* was made by this GitHub App is
-ever edited: people's and other bots' comments are left alone, whatever they say. A pull request is an
-issue, so its comments are issue comments, which GitHub lets a token with ``pull_requests: write`` write
-on pull requests (no ``issues`` permission needed).
-"""
+"""This project's comment on a pull request: one comment, found by its marker and edited in place."""
 
 import logging
 from dataclasses import dataclass

@@ -1,11 +1,4 @@
-"""GitHub Deployments and their statuses for one repository, or their record in a local run.
-
-Models https://docs.github.com/en/rest/deployments/deployments and
-https://docs.github.com/en/rest/deployments/statuses: ``GitHubDeployments`` finds, creates, updates and
-deletes deployments (``task: deploy``, ``auto_merge: false``, explicit ``required_contexts``) through a
-``RepoClient``; ``RecordedDeployments`` does the same on the local runner's ``$GITHUB_RECORD_FILE``, reading
-its own records back for the look-ups. When to call them is ``steps.deploy``'s business.
-"""
+"""GitHub Deployments and their statuses for one repository, or their record in a local run."""
 
 import json
 import logging

@@ -1,9 +1,4 @@
-"""Commit statuses: the first row of the status matrix (https://docs.github.com/en/rest/commits/statuses).
-
-``set_commit_status`` posts ``pending``/``success``/``failure``/``error`` for one sha and context, and
-skips the POST when the latest status of that context already says the same (saving calls and keeping
-GitHub's 1000-statuses-per-context limit far away); ``post_status`` does it for a step, from its settings.
-"""
+"""Commit statuses: the first row of the status matrix (https://docs.github.com/en/rest/commits/statuses)."""
 
 import logging
 import re

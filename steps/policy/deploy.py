@@ -1,36 +1,4 @@
-"""Deployment decisions as pure functions: is this Argo CD Application live at this commit, what to plan.
-
-The gate reads an Argo CD Application (https://argo-cd.readthedocs.io/en/stable/operator-manual/health/,
-``status.sync``, ``status.operationState``, ``status.health`` of
-https://argo-cd.readthedocs.io/en/stable/user-guide/commands/argocd_app_get/) and says where it stands
-relative to one commit, in the style of int128/argocd-commenter's notification policy layer: no I/O here,
-the wait in ``steps.argocd.watch`` feeds it one Application JSON per watch event.
-
-A commit ``sha`` is **deployed** when all hold (the FIELD-NOTES trigger traps: ``on-deployed`` fired while
-Progressing, or for an older sync):
-
-- ``status.sync.status == "Synced"`` and ``sha`` is ``status.sync.revision`` (or one of ``revisions`` for a
-  multi-source Application);
-- ``status.operationState.phase == "Succeeded"`` and its ``syncResult`` revision(s) contain ``sha``;
-- ``status.health.status == "Healthy"``;
-- and, checked by the caller, all of this holds unchanged for the stability window.
-
-It is **degraded** when the sync operation for ``sha`` ended ``Failed``/``Error``, or when the sync of
-``sha`` succeeded and health is ``Degraded``: Argo CD's message is the reason.
-
-It is **superseded** (simple rule): a sync operation that is *not* for ``sha`` has ``Succeeded`` while the
-app is ``Synced`` at a revision that is not ``sha``, and either ``sha`` had already been seen (as the
-compared or the synced revision), or that operation started after the wait began (it is not the operation
-seen at the first look, told by its start time and revisions). ``sha`` will then never be the live
-revision; the GitHub deployment ends ``inactive``, not ``failure``.
-
-A commit that changes nothing Argo CD applies gets no sync operation of its own: the app is ``Synced`` at
-``sha`` while the last operation (``Succeeded``) was for an older commit. Synced at ``sha`` means the live
-state equals what ``sha`` describes, so that too is **deployed** once Healthy (and stable), with a reason
-that says no sync was needed. A ``Running`` operation always means *waiting*.
-
-Anything else is **waiting**. Planning helpers order environments by ``after`` and name previews.
-"""
+"""Deployment decisions as pure functions: is this Argo CD Application live at this commit, what to plan."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field

@@ -1,14 +1,4 @@
-"""What the pull-request comment and the check run say about a run: pure formatting, no I/O.
-
-Turns the per-table validation reports (``<table>.validation.json``, written by
-``steps.data.validation``) into GitHub-flavoured markdown (https://github.github.com/gfm/) for one
-pull-request comment (https://docs.github.com/en/rest/issues/comments: at most 65536 characters) and for
-the output of a check run (https://docs.github.com/en/rest/checks/runs: summary at most 65535 characters),
-and into check-run annotations that point at the failing line of each file (at most 50 per request).
-
-Values from the data are user content: they are shown only inside code spans, so a value such as
-``@team`` or ``![x](http://...)`` cannot mention anyone or load anything.
-"""
+"""What the pull-request comment and the check run say about a run: pure formatting, no I/O."""
 
 import html
 import posixpath

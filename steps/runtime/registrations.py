@@ -1,10 +1,4 @@
-"""Repository registrations: which repositories run release-data-prep, with which installation, where to.
-
-One model serves both layers: ``pipelines.config`` validates ``repoRegistrations`` in hera_config.yaml
-with it, and steps read the same entries back from the ConfigMap that ``render`` generates from them
-(https://kubernetes.io/docs/concepts/configuration/configmap/#using-configmaps-as-files-from-a-pod),
-mounted at ``$STEP_REGISTRATIONS_FILE`` (default ``/etc/gitops-status-matrix/registrations.yaml``).
-"""
+"""Repository registrations: which repositories run release-data-prep, with which installation, where to."""
 
 import os
 import re

@@ -1,7 +1,4 @@
-"""Publish a built release to an artifact store: every artifact verified by checksum, ``manifest.json`` last.
-
-The layout and what a reader of the store can rely on: docs/internals.md.
-"""
+"""Publish a built release to an artifact store: every artifact verified by checksum, ``manifest.json`` last."""
 
 from __future__ import annotations
 

@@ -1,14 +1,4 @@
-"""Output registry: which published release is the latest for each branch, pull request and tag.
-
-One index per repository, ``PREFIX/OWNER/REPO/index.json`` in the artifact store, points at the newest
-release manifest of every branch (``branches``), pull request (``pulls``) and tag (``tags``), keyed the
-way GitHub names a push's ``ref`` and a pull request's number
-(https://docs.github.com/en/webhooks/webhook-events-and-payloads#push). Updates are optimistic: read
-the index and its version tag, write it back with S3 conditional writes (``If-None-Match: *`` to create,
-``If-Match: <etag>`` to replace; https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html)
-and start over after a 412, so two runs that finish together never lose an update. ``Registry`` is the
-interface a different metadata system would implement instead.
-"""
+"""Output registry: which published release is the latest for each branch, pull request and tag."""
 
 from __future__ import annotations
 
