@@ -290,7 +290,43 @@ def conflicts(config: Config) -> list[tuple[str, str]]:
         cycle = _after_cycle(reg)
         if cycle:
             out.append((f"{where}.environments", f"'after' forms a cycle {' -> '.join(cycle)}; remove one 'after'"))
+        out += _deadline_conflicts(config, reg, where)
     return out
+
+
+# Seconds the data steps and the exit handler get before the deploy steps: fetch + validate + ETL + publish of
+# the example data take ~20 s; 300 s leaves room for real tables without letting the deploys eat the deadline.
+DATA_RESERVE_SECONDS = 300
+BACKOFF_MAX_SECONDS = 120  # the retryStrategy's backoff maxDuration (pipelines/resources/scripts.py)
+
+
+def deploy_worst_case(config: Config, environments: int) -> float:
+    """Seconds the deploy steps of one push can take at worst.
+
+    They run one at a time (``parallelism: 1``) and the attempts of one step share a single Argo CD wait
+    budget (steps/deploy.py), so each costs one timeout, the stability window and its retries' backoff.
+    """
+    each = config.argocd.timeout_seconds + config.argocd.stability_seconds
+    each += config.workflow.retry_limit * BACKOFF_MAX_SECONDS
+    return environments * each
+
+
+def _deadline_conflicts(config: Config, reg: RepoRegistration, where: str) -> list[tuple[str, str]]:
+    gated = sum(1 for env in reg.environments if env.branch == reg.default_branch and env.argocd_app)
+    worst = deploy_worst_case(config, gated)
+    budget = config.workflow.active_deadline_seconds - DATA_RESERVE_SECONDS
+    if not gated or worst <= budget:
+        return []
+    need = int(worst) + DATA_RESERVE_SECONDS
+    return [
+        (
+            "workflow.activeDeadlineSeconds",
+            f"{reg.name}'s {gated} gated environments may take {int(worst)} s to deploy ({gated} x (argocd."
+            f"timeoutSeconds + stabilitySeconds + retryLimit x {BACKOFF_MAX_SECONDS} s backoff)), more than the "
+            f"workflow deadline leaves after {DATA_RESERVE_SECONDS} s for the data steps; set "
+            f"workflow.activeDeadlineSeconds to at least {need} or lower argocd.timeoutSeconds",
+        )
+    ]
 
 
 _FIXES = {

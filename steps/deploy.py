@@ -24,7 +24,7 @@ from steps.policy.deploy import (
     short,
 )
 from steps.policy.status import clip
-from steps.runtime.errors import ConfigError, DataError, InfraError, StepError
+from steps.runtime.errors import ConfigError, DataError, InfraError, StepError, TimedOut
 from steps.runtime.registrations import RepoRegistration, load_registration
 from steps.runtime.settings import GitHubStepSettings
 from steps.runtime.step import step
@@ -124,13 +124,13 @@ def plan_deployments(repo: str, event: str, ref: str, pr_number: int | None = No
     return items
 
 
-def _wait(argocd: ArgoCDSettings, app: str, sha: str, project: str | None) -> Outcome:
+def _wait(argocd: ArgoCDSettings, app: str, sha: str, project: str | None, timeout: float) -> Outcome:
     refresh = os.environ.get(REFRESH_ENV, "true").strip().lower() != "false"
     return ArgoCDClient(argocd).wait_for_revision(
         app,
         sha,
         stability_seconds=argocd.stability_seconds,
-        timeout_seconds=argocd.timeout_seconds,
+        timeout_seconds=timeout,
         refresh=refresh,
         project=project,
     )
@@ -181,7 +181,8 @@ def deploy_environment(
         _check_after(api, sha, environment, after)
 
     first_attempt = os.environ.get(RETRIES_ENV, "").strip() == "0"
-    deployment_id = None if first_attempt else api.find(sha, environment)
+    found = None if first_attempt else api.find_with_age(sha, environment)
+    deployment_id, age = found if found else (None, 0.0)
     reused = deployment_id is not None
     if deployment_id is None:
         payload = {"workflow": workflow_name, "argo_ui": github.target_url}
@@ -224,7 +225,9 @@ def deploy_environment(
     try:
         report("in_progress", in_progress_description(argocd_app, sha))
         project = registration.argocd.project or argocd.project or None
-        outcome = _wait(argocd, argocd_app, sha, project)
+        # A retried attempt waits only for what is left of the first attempt's budget, so the worst case of
+        # the step is one timeout plus the retries' backoff (checked against the workflow deadline at load).
+        outcome = _wait(argocd, argocd_app, sha, project, max(argocd.timeout_seconds - age, 0.0))
     except StepError as exc:
         try:
             report("error" if exc.kind == "error" else "failure", exc.summary)
@@ -245,8 +248,8 @@ def deploy_environment(
     )
     if outcome.kind == "degraded":
         raise DataError(f"{environment}: {text}", detail=outcome.reason)
-    if outcome.kind == "timed_out":
-        raise InfraError(f"{environment}: {text}", detail=outcome.reason)
+    if outcome.kind == "timed_out":  # final: a retry would hold the mutex for another full wait
+        raise TimedOut(f"{environment}: {text}", detail=outcome.reason)
     return result(state, text, outcome.kind, outcome.reason)
 
 

@@ -1,8 +1,10 @@
 """GitHub Deployments and their statuses for one repository, or their record in a local run."""
 
+import datetime as dt
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,13 +51,21 @@ class GitHubDeployments:
 
     def find(self, sha: str, environment: str) -> int | None:
         """The id of the newest ``deploy`` deployment of ``sha`` to ``environment``, or None."""
+        found = self.find_with_age(sha, environment)
+        return found[0] if found else None
+
+    def find_with_age(self, sha: str, environment: str) -> tuple[int, float] | None:
+        """Like ``find``, with the deployment's age in seconds (from GitHub's ``created_at``)."""
         found = self._request(
             f"find the {environment} deployment of {short(sha)}",
             "GET",
             "/deployments",
             parameters={"sha": sha, "environment": environment, "task": TASK, "per_page": 1},
         )
-        return int(found[0]["id"]) if found else None
+        if not found:
+            return None
+        created = dt.datetime.fromisoformat(str(found[0]["created_at"]).replace("Z", "+00:00"))
+        return int(found[0]["id"]), max(0.0, (dt.datetime.now(dt.UTC) - created).total_seconds())
 
     def create(
         self,
@@ -152,8 +162,13 @@ class RecordedDeployments:
 
     def find(self, sha: str, environment: str) -> int | None:
         """Same as ``GitHubDeployments.find``."""
+        found = self.find_with_age(sha, environment)
+        return found[0] if found else None
+
+    def find_with_age(self, sha: str, environment: str) -> tuple[int, float] | None:
+        """Same as ``GitHubDeployments.find_with_age``."""
         found = [e for e in self._live() if e["sha"] == sha and e["environment"] == environment]
-        return int(found[-1]["id"]) if found else None
+        return (int(found[-1]["id"]), max(0.0, time.time() - float(found[-1]["at"]))) if found else None
 
     def create(
         self,

@@ -17,6 +17,7 @@ class StepError(Exception):
     """
 
     kind = "failure"
+    retry = False
 
     def __init__(self, summary: str, detail: str | None = None) -> None:
         summary = " ".join(summary.split())
@@ -37,6 +38,14 @@ class InfraError(StepError):
     """A dependency (GitHub, S3, Argo CD) failed after its retry budget; re-running may succeed."""
 
     kind = "error"
+    retry = True
+
+
+class TimedOut(StepError):
+    """A wait that used its whole time budget: reported as ``error``, but final (a retry would wait again)."""
+
+    kind = "error"
+    retry = False
 
 
 class ConfigError(StepError):
@@ -45,4 +54,4 @@ class ConfigError(StepError):
     kind = "failure"
 
 
-__all__ = ["INFRA_MARKER", "SUMMARY_LIMIT", "ConfigError", "DataError", "InfraError", "StepError"]
+__all__ = ["INFRA_MARKER", "SUMMARY_LIMIT", "ConfigError", "DataError", "InfraError", "StepError", "TimedOut"]

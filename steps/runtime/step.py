@@ -44,8 +44,8 @@ def step(fn: F) -> F:
             result = fn(**coerce(fn, args, kwargs))
         except StepError as exc:
             log.error("%s failed: %s", fn.__name__, exc.detail)
-            if exc.kind == "error":
-                _terminate(INFRA_MARKER + exc.summary, EXIT_RETRY)
+            if exc.kind == "error":  # reported as `error` by the exit handler; retried only when it may help
+                _terminate(INFRA_MARKER + exc.summary, EXIT_RETRY if exc.retry else EXIT_FINAL)
             _terminate(exc.summary, EXIT_FINAL)
             raise
         except Exception as exc:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from steps.deploy import deactivate_preview, deploy_environment, plan_deployments
-from steps.runtime.errors import ConfigError, DataError, InfraError
+from steps.runtime.errors import ConfigError, DataError, InfraError, TimedOut
 from tests.support.deploy_helpers import play_when_watched
 from tests.support.emulators.argocd import degraded_timeline, rollout_timeline, superseded_timeline
 from tests.support.emulators.argocd_fixtures import ARGOCD_TEST_TOKEN
@@ -190,12 +190,13 @@ def test_degraded_fails_the_step_and_clips_argo_cds_message(env):
     assert len(failure) <= 140 and failure.endswith("…") and "crashlooping" in failure
 
 
-def test_timed_out_is_an_infra_error_with_an_error_status(env, monkeypatch):
+def test_timed_out_is_a_final_error_with_an_error_status(env, monkeypatch):
     monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "0.3")
-    with pytest.raises(InfraError) as err:
+    with pytest.raises(TimedOut) as err:
         env.deploy("staging")
     assert "Timed out: data-staging not Healthy at 1111111 after 0.3 s" in err.value.summary
-    assert env.states("staging") == [["in_progress", "error"]]
+    assert env.states("staging") == [["in_progress", "error"]]  # never left in_progress
+    assert err.value.kind == "error" and err.value.retry is False  # exit 2: the retryStrategy does not run it again
 
 
 def test_superseded_ends_inactive_and_the_step_succeeds(env):
@@ -208,7 +209,7 @@ def test_superseded_ends_inactive_and_the_step_succeeds(env):
 
 def test_retry_reuses_the_deployment_it_created(env, monkeypatch):
     monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "0.3")
-    with pytest.raises(InfraError):
+    with pytest.raises(TimedOut):
         env.deploy("staging")
     monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "5")
     monkeypatch.setenv("STEP_RETRIES", "1")
@@ -403,3 +404,17 @@ def test_record_file_mode_sends_nothing_and_reads_its_own_record(env, monkeypatc
     ]
     assert entries[0]["auto_merge"] is False and entries[5]["production_environment"] is True
     assert env.gh.calls == []
+
+
+def test_a_retry_waits_only_for_what_is_left_of_the_first_attempts_budget(env, monkeypatch):
+    # Attempts share one wait budget (counted from the deployment's created_at), so the worst case of the step
+    # is one timeout plus backoff: what config load checks against the workflow deadline.
+    monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "0.6")
+    with pytest.raises(TimedOut):
+        env.deploy("staging")
+    monkeypatch.setenv("STEP_RETRIES", "1")
+    with pytest.raises(TimedOut) as err:
+        env.deploy("staging")
+    waited = float(err.value.summary.split(" after ")[1].split(" s")[0])
+    assert waited < 0.6
+    assert len(env.deployments("staging")) == 1

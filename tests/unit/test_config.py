@@ -190,3 +190,22 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "absent.yaml")
     with pytest.raises(ConfigFileError, match="top level must be a mapping"):
         load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_deploys_that_cannot_fit_the_workflow_deadline_are_refused_at_load(tmp_path):
+    envs = [
+        {"name": "staging", "argocdApp": "data-staging"},
+        {"name": "production", "argocdApp": "data-prod", "after": "staging"},
+    ]
+    data = {
+        "workflow": {"activeDeadlineSeconds": 2400, "retryLimit": 3},
+        "argocd": {"timeoutSeconds": 900, "stabilitySeconds": 30},
+        "repoRegistrations": [registration(environments=envs)],
+    }
+    with pytest.raises(ConfigFileError) as info:
+        load_config(write(tmp_path, data))
+    message = str(info.value)
+    # 2 x (900 + 30 + 3 x 120) = 2580 s of deploys, + 300 s for the data steps
+    assert "workflow.activeDeadlineSeconds" in message and "2580 s" in message and "at least 2880" in message
+    data["workflow"]["activeDeadlineSeconds"] = 2880
+    assert load_config(write(tmp_path, data)).workflow.active_deadline_seconds == 2880
