@@ -124,13 +124,14 @@ def plan_deployments(repo: str, event: str, ref: str, pr_number: int | None = No
     return items
 
 
-def _wait(argocd: ArgoCDSettings, app: str, sha: str, project: str | None, timeout: float) -> Outcome:
+def _wait(argocd: ArgoCDSettings, app: str, sha: str, project: str | None, timeout: float, preview: bool) -> Outcome:
     refresh = os.environ.get(REFRESH_ENV, "true").strip().lower() != "false"
     return ArgoCDClient(argocd).wait_for_revision(
         app,
         sha,
         stability_seconds=argocd.stability_seconds,
         timeout_seconds=timeout,
+        wait_for_app=preview,
         refresh=refresh,
         project=project,
     )
@@ -227,7 +228,7 @@ def deploy_environment(
         project = registration.argocd.project or argocd.project or None
         # A retried attempt waits only for what is left of the first attempt's budget, so the worst case of
         # the step is one timeout plus the retries' backoff (checked against the workflow deadline at load).
-        outcome = _wait(argocd, argocd_app, sha, project, max(argocd.timeout_seconds - age, 0.0))
+        outcome = _wait(argocd, argocd_app, sha, project, max(argocd.timeout_seconds - age, 0.0), transient)
     except StepError as exc:
         try:
             report("error" if exc.kind == "error" else "failure", exc.summary)

@@ -8,12 +8,17 @@ from typing import Any
 import requests
 
 from steps.argocd.settings import ArgoCDSettings
-from steps.argocd.watch import Outcome, StreamUnavailable, Wait
+from steps.argocd.watch import AppNotFound, Outcome, StreamUnavailable, Wait
 from steps.runtime.errors import ConfigError, InfraError, StepError
 
 log = logging.getLogger(__name__)
 
 STREAM_UNAVAILABLE = (404, 405, 501)
+# Argo CD's GET with ?refresh= patches the refresh annotation and then blocks until the controller has
+# reconciled the app (server/application/application.go, Get: "waitSync" on the informer), which takes as long
+# as the reconcile: seconds to minutes for a large app. The refresh is requested with this short timeout; when
+# it does not answer in time the refresh is still under way, and a plain GET plus the watch stream follow it.
+REFRESH_TIMEOUT_SECONDS = 3.0
 
 
 def _error_message(response: requests.Response) -> str:
@@ -46,18 +51,18 @@ class ArgoCDClient:
                 "renew the API token in the token Secret"
             )
         if response.status_code == 403 and not project:
-            return ConfigError(
+            return AppNotFound(
                 f"Argo CD answered 403 for application {name!r}: either it does not exist or the token lacks "
                 "'applications, get' permission on it (Argo CD hides which); check the app name and the RBAC, "
                 "or set the AppProject (ARGOCD_PROJECT / argocd.project) to tell them apart"
             )
         if response.status_code == 403:
-            return ConfigError(
+            return AppNotFound(
                 f"the Argo CD token lacks permission to get application {project}/{name} (403 {message}); grant "
                 f"'applications, get, {project}/{name}' to its account"
             )
         if response.status_code == 404:
-            return ConfigError(
+            return AppNotFound(
                 f"Argo CD has no application {name!r}"
                 + (f" in project {project!r}" if project else "")
                 + "; check argocdApp in the registration and that the Application was synced"
@@ -73,8 +78,16 @@ class ArgoCDClient:
         """
         params = {k: v for k, v in (("projects", project), ("refresh", refresh)) if v}
         url = f"{self.settings.server_url}/api/v1/applications/{name}"
+        timeout = (
+            min(self.settings.request_timeout, REFRESH_TIMEOUT_SECONDS) if refresh else self.settings.request_timeout
+        )
         try:
-            response = self._session.get(url, params=params, timeout=self.settings.request_timeout)
+            response = self._session.get(url, params=params, timeout=timeout)
+        except requests.ReadTimeout:
+            if not refresh:
+                raise InfraError(f"Argo CD at {self.settings.server_url} did not answer in {timeout:g} s") from None
+            log.info("Argo CD is still refreshing %s after %g s; reading it without waiting", name, timeout)
+            return self.get_application(name, project=project)
         except requests.RequestException as exc:
             raise InfraError(f"Argo CD at {self.settings.server_url} unreachable: {type(exc).__name__}") from None
         if response.status_code == 200:
@@ -149,6 +162,7 @@ class ArgoCDClient:
         timeout_seconds: float,
         refresh: bool = False,
         project: str | None = None,
+        wait_for_app: bool = False,
     ) -> Outcome:
         """Wait until ``app`` is deployed at ``sha``, degraded, superseded, or the timeout passes.
 
@@ -159,11 +173,15 @@ class ArgoCDClient:
             timeout_seconds: When to give up (``timed_out``).
             refresh: Ask Argo CD to refresh the app first (``?refresh=normal``).
             project: The AppProject; lets a 403 be told apart from a missing app.
+            wait_for_app: A missing app (403/404) is "not there yet": poll for it until the timeout. For
+                previews, which an ApplicationSet's pull-request generator creates minutes after the push.
 
         Raises:
             ConfigError: the token is refused, or the app is missing or forbidden (see ``get_application``).
         """
-        return Wait(self, app, sha.lower(), stability_seconds, timeout_seconds, project or None).run(refresh)
+        wait = Wait(self, app, sha.lower(), stability_seconds, timeout_seconds, project or None)
+        wait.wait_for_app = wait_for_app
+        return wait.run(refresh)
 
 
 def _lines(response: requests.Response) -> Iterator[bytes]:
@@ -182,6 +200,8 @@ def _lines(response: requests.Response) -> Iterator[bytes]:
 
 
 __all__ = [
+    "REFRESH_TIMEOUT_SECONDS",
+    "AppNotFound",
     "ArgoCDClient",
     "STREAM_UNAVAILABLE",
 ]

@@ -14,7 +14,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from steps.argocd.settings import ArgoCDSettings
 from steps.policy.deploy import OutcomeKind, RevisionWatch, timeout_reason
-from steps.runtime.errors import InfraError, StepError
+from steps.runtime.errors import ConfigError, InfraError, StepError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,10 @@ class Outcome:
     elapsed_seconds: float = 0.0
     via: str = "stream"
     reconnects: int = 0
+
+
+class AppNotFound(ConfigError):
+    """Argo CD answered 403 or 404 for the app: it does not exist (yet), or the token may not see it."""
 
 
 class StreamUnavailable(Exception):
@@ -159,6 +163,7 @@ class Wait:
     started: float = field(default=0.0, init=False)
     deadline: float = field(default=0.0, init=False)
     last_error: str = field(default="", init=False)
+    wait_for_app: bool = field(default=False, init=False)
 
     def outcome(self, kind: OutcomeKind, reason: str, feed: _Feed | None, revision: str = "") -> Outcome:
         """The :class:`Outcome` of this wait, timed from its start."""
@@ -180,6 +185,17 @@ class Wait:
             try:
                 mode = "normal" if refresh else None
                 return self.client.get_application(self.app, project=self.project, refresh=mode)
+            except AppNotFound as exc:
+                if not self.wait_for_app:
+                    raise
+                # Not there yet: the ApplicationSet controller creates a preview app on its next PR poll
+                # (requeueAfterSeconds), so look again at the polling interval until the deadline.
+                pause = self.client.settings.poll_seconds
+                if time.monotonic() + pause >= self.deadline:
+                    self.last_error = f"application {self.app} did not appear ({exc.summary[:60]})"
+                    return None
+                log.info("Argo CD has no application %s yet; looking again in %g s", self.app, pause)
+                time.sleep(pause)
             except InfraError as exc:
                 if time.monotonic() + delay >= self.deadline:
                     self.last_error = exc.summary
@@ -195,6 +211,8 @@ class Wait:
         watch = RevisionWatch(self.sha)
         first = self.first_look(refresh)
         if first is None:
+            if self.last_error.startswith("application "):
+                return self.outcome("timed_out", f"{self.last_error} within {self.timeout:g} s", None)
             return self.outcome("timed_out", f"Argo CD unreachable for {self.timeout:g} s: {self.last_error}", None)
         events: queue.Queue[tuple] = queue.Queue()
         feed: _Feed | None = None
@@ -241,6 +259,7 @@ class Wait:
 
 
 __all__ = [
+    "AppNotFound",
     "ArgoCDApi",
     "Outcome",
     "RECONNECT_FIRST_SECONDS",

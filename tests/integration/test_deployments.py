@@ -418,3 +418,43 @@ def test_a_retry_waits_only_for_what_is_left_of_the_first_attempts_budget(env, m
     waited = float(err.value.summary.split(" after ")[1].split(" s")[0])
     assert waited < 0.6
     assert len(env.deployments("staging")) == 1
+
+
+def test_a_preview_app_created_after_the_run_started_ends_success(env):
+    # The ApplicationSet's pull-request generator creates data-pr-8 minutes after the push; until then Argo CD
+    # answers 403 for it (getAppEnforceRBAC hides unknown apps). For a preview that is waiting, not failure.
+    pr = ("pull_request", "refs/pull/8/merge")
+    found: list[int] = []
+
+    def create_later() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not found:
+            found.extend(1 for _ in env.argo.calls_to("GET", "/api/v1/applications/data-pr-8"))
+            time.sleep(0.01)
+        time.sleep(0.2)  # a few more 403s
+        env.argo.add_app("data-pr-8", revision=SHA)
+
+    threading.Thread(target=create_later, daemon=True).start()
+    result = env.deploy("preview/pr-8", event=pr, pr_number="8")
+    assert (result["state"], result["outcome"]) == ("success", "deployed")
+    assert env.states("preview/pr-8") == [["in_progress", "success"]]
+    assert len(env.argo.calls_to("GET", "/api/v1/applications/data-pr-8")) > 2  # it looked again
+
+
+def test_a_preview_app_that_never_appears_times_out_as_error(env, monkeypatch):
+    monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "0.4")
+    with pytest.raises(TimedOut, match="application data-pr-9 did not appear"):
+        env.deploy("preview/pr-9", event=("pull_request", "refs/pull/9/merge"), pr_number="9")
+    assert env.states("preview/pr-9") == [["in_progress", "error"]]
+
+
+def test_a_refresh_that_blocks_does_not_look_like_an_outage(env, monkeypatch):
+    # Real Argo CD holds a GET ?refresh= until the controller has reconciled; with a slow reconcile that
+    # outlasts the request timeout. The refresh gets its own short timeout, then a plain GET and the stream.
+    monkeypatch.setenv("ARGOCD_REQUEST_TIMEOUT_SECONDS", "0.3")
+    env.argo.refresh_delay = 2.0
+    env.rollout("data-staging")
+    result = env.deploy("staging")
+    assert result["state"] == "success"
+    assert env.argo.refresh_requests[-1] == ("data-staging", "normal")
+    assert env.states("staging") == [["in_progress", "success"]]

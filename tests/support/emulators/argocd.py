@@ -17,6 +17,7 @@ import secrets
 import select
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -126,6 +127,9 @@ class ArgoCDEmulator(GrpcGatewayEmulator):
         self.namespace = namespace
         self.users: dict[str, str] = {}
         self.refresh_requests: list[tuple[str, str]] = []
+        # Seconds a GET with ?refresh= blocks before answering, like the real server waiting for the controller
+        # to reconcile the app (argo-cd server/application/application.go, Get with a refresh).
+        self.refresh_delay = 0.0
         self.stream_connections = 0
         self.stream_unavailable = False
         self.stream_unavailable_status = 501
@@ -500,11 +504,14 @@ class ArgoCDEmulator(GrpcGatewayEmulator):
             if project and app.project != project:
                 raise not_found
             refresh = ctx.query.get("refresh")
-            if refresh is not None:
-                self.refresh_requests.append((name, "hard" if refresh == "hard" else "normal"))
-                app.reconciled_at = utc_now()
-                return self._emit("MODIFIED", app)
-            return self._app_json(app)
+            if refresh is None:
+                return self._app_json(app)
+            self.refresh_requests.append((name, "hard" if refresh == "hard" else "normal"))
+        if self.refresh_delay:
+            time.sleep(self.refresh_delay)  # outside the lock: other requests go on meanwhile
+        with self._changed:
+            app.reconciled_at = utc_now()
+            return self._emit("MODIFIED", app)
 
     def _watch(self, ctx: RequestContext) -> Response:
         if self.stream_unavailable:
