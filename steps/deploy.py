@@ -110,7 +110,9 @@ def plan_deployments(repo: str, event: str, ref: str, pr_number: int | None = No
     branch = registration.default_branch
     if event == "push" and ref == f"refs/heads/{branch}":
         try:
-            ordered = order_by_after([e for e in registration.environments if e.branch == branch])
+            # Only environments backed by an Argo CD Application: without one there is nothing to gate on, and
+            # a deployment `success` "without a health check" would be a fake (no Application, no record).
+            ordered = order_by_after([e for e in registration.environments if e.branch == branch and e.argocd_app])
         except ValueError as exc:
             raise ConfigError(f"{repo}: {exc}") from None
         items = [plan_item(env) for env in ordered]
@@ -157,7 +159,7 @@ def deploy_environment(
         repo: ``owner/name``.
         sha: Full commit id.
         environment: A registered environment or ``preview/pr-N``.
-        argocd_app: The Argo CD Application; empty reports success at once, with a note.
+        argocd_app: The Argo CD Application that gates the deployment (required).
         url: The environment's URL (``environment_url``).
         production: A production environment.
         transient: A preview, removed when its pull request closes.
@@ -175,7 +177,12 @@ def deploy_environment(
     registration = load_registration(repo)
     _check_environment(registration, repo, environment, after)
     contexts = required_contexts()
-    argocd = ArgoCDSettings.from_env() if argocd_app else None
+    if not argocd_app:
+        raise ConfigError(
+            f"{environment} of {repo} has no argocdApp: nothing to gate a deployment on; set argocdApp on the "
+            "environment (plan-deployments never plans one without it)"
+        )
+    argocd = ArgoCDSettings.from_env()
     github = GitHubStepSettings.from_env()
     api = _api(repo, registration, installation_id, app_id)
     if after:
@@ -199,9 +206,7 @@ def deploy_environment(
         )
     log.info("%s deployment %s of %s@%s", "reusing" if reused else "created", deployment_id, repo, short(sha))
 
-    log_url = github.target_url
-    if argocd is not None:
-        log_url = app_ui_url(argocd_app, ui_url=argocd.ui_url or argocd.server_url, namespace=argocd.namespace)
+    log_url = app_ui_url(argocd_app, ui_url=argocd.ui_url or argocd.server_url, namespace=argocd.namespace)
 
     def report(state: str, text: str) -> str:
         text = clip(text)
@@ -220,9 +225,6 @@ def deploy_environment(
             DeployResult(repo, sha, environment, deployment_id, reused, state, text, outcome, reason, log_url, url)
         )
 
-    if argocd is None:
-        text = report("success", f"No Argo CD application for {environment}: marked deployed without a health check")
-        return result("success", text, "deployed", "no argocd_app")
     try:
         report("in_progress", in_progress_description(argocd_app, sha))
         project = registration.argocd.project or argocd.project or None

@@ -80,7 +80,7 @@ class RepoRegistration(_Model):
     data_path: str = "release-data/"
     events: list[Literal["push", "pull_request"]] = Field(["push", "pull_request"], min_length=1)
     argocd: ArgoCDSource = ArgoCDSource()
-    environments: list[Environment] = [Environment(name="staging", branch="main")]
+    environments: list[Environment] = []  # no Application, no deployment record (never a fake success)
     preview: Preview = Preview()
     pr_comment: StrictBool = True
     check_run: StrictBool = False

@@ -107,8 +107,8 @@ def env(github_env, argocd_emulator, tmp_path, monkeypatch) -> Env:
 
 def test_push_to_the_default_branch_plans_environments_in_after_order(env):
     items = plan_deployments(REPO, *PUSH)
-    assert [i["environment"] for i in items] == ["staging", "docs", "production"]
-    assert items[2] == {
+    assert [i["environment"] for i in items] == ["staging", "production"]  # docs has no argocdApp: no deployment
+    assert items[1] == {
         "environment": "production",
         "argocd_app": "data-prod",
         "url": "https://data.example.org",
@@ -246,12 +246,12 @@ def test_a_newer_success_makes_the_older_deployment_inactive(env):
     assert older.statuses[-1].auto and [s.state for s in newer.statuses] == ["in_progress", "success"]
 
 
-def test_environment_without_argocd_app_succeeds_at_once(env):
-    result = env.deploy("docs")
-    assert result["state"] == "success"
-    assert env.states("docs") == [["success"]]
-    assert result["description"] == "No Argo CD application for docs: marked deployed without a health check"
-    assert len(env.gh.calls) == 3
+def test_an_environment_without_argocd_app_never_gets_a_fake_success(env):
+    with pytest.raises(ConfigError, match="docs of acme/data has no argocdApp"):
+        deploy_environment(REPO, SHA, "docs", "", installation_id="", app_id="", workflow_name=WORKFLOW)
+    assert env.deployments("docs") == [] and env.gh.calls == []  # no deployment record, no call at all
+    env.register(environments=[])  # a registration without environments plans nothing (no default staging)
+    assert plan_deployments(REPO, *PUSH) == []
 
 
 # ----------------------------------------------------------------------------------------------- after
