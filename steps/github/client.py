@@ -167,6 +167,33 @@ class RepoClient:
                 ) from None
         raise AssertionError("unreachable")
 
+    def create(
+        self, action: str, fn: Callable[[Repository], T], find: Callable[[Repository], T | None] | None = None
+    ) -> T:
+        """Run a create (a POST) that is never blindly resent: after a lost answer, look up before retrying.
+
+        A dropped connection, a time-out or a 5xx can come after GitHub wrote the object; ``find`` returns what
+        that attempt made (by the payload's run id, a comment's marker), else None and the create is sent
+        again. Without ``find`` the create must be harmless to repeat (a commit status). Retries stop after
+        the client's retry budget.
+        """
+        deadline = time.monotonic() + self._budget
+        delay = self._backoff * 2
+        while True:
+            try:
+                return self.call(action, fn)
+            except InfraError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s; looking up what GitHub made before trying again in %.1f s", exc.summary, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            if find is not None:
+                made = self.call(f"look up the result of: {action}", find)
+                if made is not None:
+                    log.info("GitHub had done it: %s", action)
+                    return made
+
 
 def github_error(exc: GithubException, action: str, repository: str) -> Exception:
     """Turn a PyGithub error into a step error whose message names the action and GitHub's reason."""

@@ -130,8 +130,14 @@ def upsert_pr_comment(
             _, data = repository.requester.requestJsonAndCheck("POST", url, input={"body": body})
         return data
 
+    def made_by_us(repository: Repository) -> dict[str, Any] | None:
+        # A create whose answer was lost may have posted the comment: find it by its marker before posting again.
+        again, _ = find_own_comment(client, pr_number, marker, app_id, app_slug)
+        return again if again is not None and again.get("body") == body else None
+
     action = "updated" if found is not None else "created"
-    data = client.call(f"{'edit' if found else 'create'} the comment on pull request #{pr_number}", write)
+    what = f"{'edit' if found else 'create'} the comment on pull request #{pr_number}"
+    data = client.call(what, write) if found is not None else client.create(what, write, made_by_us)
     log.info("comment %s on %s#%d %s", data.get("id"), repo, pr_number, action)
     return CommentResult(repo, pr_number, action, data.get("id"), pages, data.get("html_url", ""))
 

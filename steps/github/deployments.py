@@ -5,7 +5,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,9 @@ class GitHubDeployments:
         self.client = client
 
     def _request(self, action: str, method: str, path: str, **kw: Any) -> Any:
+        return self.client.call(action, self._act(action, method, path, **kw))
+
+    def _act(self, action: str, method: str, path: str, **kw: Any) -> Callable[[Repository], Any]:
         def act(repository: Repository) -> Any:
             try:
                 _, data = repository.requester.requestJsonAndCheck(method, f"{repository.url}{path}", **kw)
@@ -47,7 +50,7 @@ class GitHubDeployments:
                 raise
             return data
 
-        return self.client.call(action, act)
+        return act
 
     def find(self, sha: str, environment: str) -> int | None:
         """The id of the newest ``deploy`` deployment of ``sha`` to ``environment``, or None."""
@@ -90,7 +93,17 @@ class GitHubDeployments:
             "production_environment": production,
             "transient_environment": transient,
         }
-        data = self._request(f"create the {environment} deployment of {short(sha)}", "POST", "/deployments", input=body)
+        action = f"create the {environment} deployment of {short(sha)}"
+        query = {"sha": sha, "environment": environment, "task": TASK, "per_page": 10}
+        lookup = self._act(
+            f"find the {environment} deployments of {short(sha)}", "GET", "/deployments", parameters=query
+        )
+
+        def made_by_us(repository: Repository) -> dict[str, Any] | None:
+            # The payload names this run (workflow), so a lost attempt's deployment is told from other runs'.
+            return next((d for d in lookup(repository) if d.get("payload") == payload), None)
+
+        data = self.client.create(action, self._act(action, "POST", "/deployments", input=body), made_by_us)
         return int(data["id"])
 
     def set_status(

@@ -58,7 +58,9 @@ DEFAULT_PERMISSIONS = {
     "statuses": "write",
 }
 SHA_RE = re.compile(r"^[0-9a-fA-F]{40}$")
-FaultKind = Literal["http_error", "too_many_requests", "secondary_rate_limit", "primary_rate_limit", "latency", "drop"]
+FaultKind = Literal[
+    "http_error", "too_many_requests", "secondary_rate_limit", "primary_rate_limit", "latency", "drop", "drop_after"
+]
 AuthKind = Literal["jwt", "installation", "none"]
 
 
@@ -132,7 +134,9 @@ class Fault:
     Kinds: ``http_error`` (``status`` with ``body``), ``too_many_requests`` (429 + ``Retry-After``),
     ``secondary_rate_limit`` (403 + ``Retry-After``), ``primary_rate_limit`` (403 with
     ``x-ratelimit-remaining: 0`` and ``x-ratelimit-reset`` = now + ``reset_in``), ``latency`` (sleep
-    ``seconds`` then answer normally), ``drop`` (close the connection without any response).
+    ``seconds`` then answer normally), ``drop`` (close the connection without any response), ``drop_after``
+    (carry the request out, then close the connection without the response: the create happened, the client
+    cannot know; what a load balancer's idle reset or a GitHub 502 after the write looks like).
     """
 
     kind: FaultKind
@@ -825,10 +829,13 @@ class GitHubEmulator:
                 fault = next((f for f in self._faults if f.matches(method, api_path)), None)
                 if fault is not None:
                     fault.remaining -= 1
-            response = self._apply_fault(fault) if fault else None
+            response = self._apply_fault(fault) if fault and fault.kind != "drop_after" else None
             if response is None:
                 response = self._dispatch(request, prefix, api_path, matched, body, raw, secret)
             status = response.status_code
+            if fault is not None and fault.kind == "drop_after":
+                status = 0
+                raise _Dropped
             return response
         finally:
             query = {k: ("<redacted>" if k == "token" else v) for k, v in request.args.items()}
