@@ -80,6 +80,7 @@ def main(argv: list[str]) -> int:
     steps = (
         lambda: run("-m", "ruff", "check", "."),
         lambda: run("-m", "ruff", "format", "--check", "."),
+        lambda: run("-m", "mypy"),
         lambda: run("-m", "pipelines", "render", "--check"),
         lambda: run("-m", "pipelines", "lint"),
         runtime_check,

@@ -220,7 +220,7 @@ def deploy_environment(
         )
         return text
 
-    def result(state: str, text: str, outcome: str, reason: str) -> dict:
+    def result(state: str, text: str, outcome: str, reason: str) -> dict[str, Any]:
         return asdict(
             DeployResult(repo, sha, environment, deployment_id, reused, state, text, outcome, reason, log_url, url)
         )

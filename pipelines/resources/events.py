@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from pipelines.config import Config, RepoRegistration
 from pipelines.parameters import CLEANUP_PARAMETERS, CLEANUP_TEMPLATE, RELEASE_PARAMETERS
@@ -78,7 +79,9 @@ def _literals(config: Config, reg: RepoRegistration) -> dict[str, str]:
     }
 
 
-def _workflow(config: Config, reg: RepoRegistration, kind: str, template: str, arguments: list[dict]) -> dict:
+def _workflow(
+    config: Config, reg: RepoRegistration, kind: str, template: str, arguments: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
@@ -91,11 +94,11 @@ def _workflow(config: Config, reg: RepoRegistration, kind: str, template: str, a
     }
 
 
-def _string(path: str, *patterns: str) -> dict:
+def _string(path: str, *patterns: str) -> dict[str, Any]:
     return {"path": path, "type": "string", "value": list(patterns)}
 
 
-def _dependency(config: Config, reg: RepoRegistration, kind: str) -> dict:
+def _dependency(config: Config, reg: RepoRegistration, kind: str) -> dict[str, Any]:
     repo = _string("body.repository.full_name", f"(?i)^{quote_meta(reg.full_name)}$")
     if kind == PUSH:
         data = [
@@ -115,19 +118,19 @@ def _dependency(config: Config, reg: RepoRegistration, kind: str) -> dict:
     }
 
 
-def _param(dep: str, dest: str, *, key: str | None = None, value: str | None = None, op: str = "") -> dict:
+def _param(dep: str, dest: str, *, key: str | None = None, value: str | None = None, op: str = "") -> dict[str, Any]:
     src: dict[str, str] = {"dependencyName": dep}
     if key is not None:
         src["dataKey"] = key
     if value is not None:
         src["value"] = value
-    param: dict = {"src": src, "dest": dest}
+    param: dict[str, Any] = {"src": src, "dest": dest}
     if op:
         param["operation"] = op
     return param
 
 
-def _release_trigger(config: Config, reg: RepoRegistration, kind: str) -> dict:
+def _release_trigger(config: Config, reg: RepoRegistration, kind: str) -> dict[str, Any]:
     dep = dependency_name(reg, kind)
     order = RELEASE_PARAMETERS
     values = {**_literals(config, reg), "event": "push" if kind == PUSH else "pull_request"}
@@ -154,7 +157,7 @@ def _release_trigger(config: Config, reg: RepoRegistration, kind: str) -> dict:
     return _trigger(reg, kind, dep, _workflow(config, reg, kind, template, _arguments(order, values)), params)
 
 
-def _cleanup_trigger(config: Config, reg: RepoRegistration) -> dict:
+def _cleanup_trigger(config: Config, reg: RepoRegistration) -> dict[str, Any]:
     dep = dependency_name(reg, PR_CLOSED)
     order = CLEANUP_PARAMETERS
     params = [
@@ -165,7 +168,9 @@ def _cleanup_trigger(config: Config, reg: RepoRegistration) -> dict:
     return _trigger(reg, PR_CLOSED, dep, workflow, params)
 
 
-def _trigger(reg: RepoRegistration, kind: str, dep: str, workflow: dict, params: list[dict]) -> dict:
+def _trigger(
+    reg: RepoRegistration, kind: str, dep: str, workflow: dict[str, Any], params: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "template": {
             "name": f"{reg.name}-{kind.replace('_', '-')}",
@@ -177,7 +182,7 @@ def _trigger(reg: RepoRegistration, kind: str, dep: str, workflow: dict, params:
 
 
 def _kinds(reg: RepoRegistration) -> list[str]:
-    kinds = [PUSH] if PUSH in reg.events else []
+    kinds: list[str] = [PUSH] if PUSH in reg.events else []
     if PULL_REQUEST in reg.events:
         kinds.append(PULL_REQUEST)
         if reg.preview.enabled:
@@ -185,7 +190,7 @@ def _kinds(reg: RepoRegistration) -> list[str]:
     return kinds
 
 
-def event_source(config: Config) -> dict:
+def event_source(config: Config) -> dict[str, Any]:
     """The ``github`` EventSource: one webhook endpoint per GitHub App, each with its own webhook secret."""
     ev = config.events
     service_url = f"http://{ev.event_source_name}-eventsource-svc.{ev.namespace}.svc:{ev.webhook_port}"
@@ -220,7 +225,7 @@ def event_source(config: Config) -> dict:
     }
 
 
-def sensor(config: Config) -> dict:
+def sensor(config: Config) -> dict[str, Any]:
     """The Sensor: per registration, one filtered dependency and one Workflow trigger per event kind."""
     ev = config.events
     dependencies, triggers = [], []
@@ -241,14 +246,14 @@ def sensor(config: Config) -> dict:
     }
 
 
-def resources(config: Config) -> list[dict]:
+def resources(config: Config) -> list[dict[str, Any]]:
     """The EventSource and the Sensor, or nothing when no repository is registered."""
     if not config.repo_registrations:
         return []
     return [event_source(config), sensor(config)]
 
 
-def postsync_hook_resources(config: Config) -> list[dict]:
+def postsync_hook_resources(config: Config) -> list[dict[str, Any]]:
     """Optional: one release-data-prep Workflow per Application, run by Argo CD as a ``PostSync`` hook.
 
     Each belongs in the Application's own source path. ``sha`` is ``$ARGOCD_APP_REVISION``, which only a

@@ -1,8 +1,9 @@
 """The ``release-data-prep`` WorkflowTemplate, its preview-cleanup sibling, and the registrations ConfigMap."""
 
+from itertools import pairwise
 from typing import Any
 
-from hera.workflows import DAG, Parameter, Steps, WorkflowTemplate
+from hera.workflows import DAG, Parameter, Step, Steps, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines.config import Config
@@ -16,6 +17,13 @@ from steps.runtime.registrations import dump_registrations
 LABEL_PREFIX = "gitops-status-matrix"
 PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 _REPO_MUTEX = "sprig.replace('/', '.', workflow.parameters.repo)"
+
+
+def _task(node: Step | Task | None) -> Task:
+    """Inside a DAG context Hera returns a ``Task``; narrow the union its call signature declares."""
+    if not isinstance(node, Task):
+        raise TypeError(f"expected a DAG task, got {node!r}")
+    return node
 
 
 def _workflow_spec(config: Config) -> dict[str, Any]:
@@ -131,18 +139,24 @@ def release_template(config: Config) -> WorkflowTemplate:
                 arguments={**who, **github_ids, "workflow_name": "{{workflow.name}}"},
                 continue_on=m.ContinueOn(failed=True),
             )
-            t_fetch = fetch(name="fetch", arguments={**who, **github_ids, "data_path": p["data_path"]})
-            t_meta = check_metadata(name="check-metadata", arguments=who)
-            t_tables = validate_tables(name="validate-tables", arguments={"tables": t_meta.result})
-            t_publish = publish(name="publish", arguments={**who, **trigger, "workflow_name": "{{workflow.name}}"})
-            t_register = register(name="register", arguments={**who, **trigger, "run_id": "{{workflow.uid}}"})
-            t_plan = plan(
-                name="plan-deployments",
-                arguments={"repo": p["repo"], **trigger},
-                when=f"'{p['deploy']}' == 'true'",
+            t_fetch = _task(fetch(name="fetch", arguments={**who, **github_ids, "data_path": p["data_path"]}))
+            t_meta = _task(check_metadata(name="check-metadata", arguments=who))
+            t_tables = _task(validate_tables(name="validate-tables", arguments={"tables": t_meta.result}))
+            t_publish = _task(
+                publish(name="publish", arguments={**who, **trigger, "workflow_name": "{{workflow.name}}"})
             )
-            t_deploy = deploy_environments(name="deploy-environments", arguments={"environments": t_plan.result})
-            t_fetch >> t_meta >> t_tables >> t_publish >> t_register >> t_plan
+            t_register = _task(register(name="register", arguments={**who, **trigger, "run_id": "{{workflow.uid}}"}))
+            t_plan = _task(
+                plan(
+                    name="plan-deployments",
+                    arguments={"repo": p["repo"], **trigger},
+                    when=f"'{p['deploy']}' == 'true'",
+                )
+            )
+            t_deploy = _task(deploy_environments(name="deploy-environments", arguments={"environments": t_plan.result}))
+            # One link per statement: Hera types ``a >> b >> c`` as ``Task | list[Task]`` after the first link.
+            for upstream, downstream in pairwise((t_fetch, t_meta, t_tables, t_publish, t_register, t_plan)):
+                upstream >> downstream
             # Succeeded, not a bare dependency: that also accepts a Skipped plan (deploy=false), whose result is unset.
             t_plan.on_success(t_deploy)
         with Steps(name="exit-handler") as exit_handler:

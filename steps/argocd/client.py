@@ -91,7 +91,8 @@ class ArgoCDClient:
         except requests.RequestException as exc:
             raise InfraError(f"Argo CD at {self.settings.server_url} unreachable: {type(exc).__name__}") from None
         if response.status_code == 200:
-            return response.json()
+            app: dict[str, Any] = response.json()
+            return app
         error = self._refused(response, name, project)
         if response.status_code == 400:
             error = ConfigError(f"Argo CD refused the request for application {name!r}: {_error_message(response)}")

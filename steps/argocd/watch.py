@@ -86,7 +86,7 @@ def _abort(holder: list[requests.Response]) -> None:
 class _Feed(threading.Thread):
     """Background reader: watch events (reconnecting), or polls when the stream is unavailable, into a queue."""
 
-    def __init__(self, client: ArgoCDApi, app: str, project: str | None, out: "queue.Queue[tuple]") -> None:
+    def __init__(self, client: ArgoCDApi, app: str, project: str | None, out: "queue.Queue[tuple[Any, ...]]") -> None:
         super().__init__(name=f"argocd-watch-{app}", daemon=True)
         self.client, self.app, self.project, self.out = client, app, project, out
         self.stop = threading.Event()
@@ -214,11 +214,11 @@ class Wait:
             if self.last_error.startswith("application "):
                 return self.outcome("timed_out", f"{self.last_error} within {self.timeout:g} s", None)
             return self.outcome("timed_out", f"Argo CD unreachable for {self.timeout:g} s: {self.last_error}", None)
-        events: queue.Queue[tuple] = queue.Queue()
+        events: queue.Queue[tuple[Any, ...]] = queue.Queue()
         feed: _Feed | None = None
         stable_key: tuple[str, ...] | None = None
         stable_since = 0.0
-        item: tuple | None = ("event", "GET", first)
+        item: tuple[Any, ...] | None = ("event", "GET", first)
         try:
             while True:
                 if item is not None and item[0] == "error":

@@ -13,7 +13,7 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from github import GithubException, UnknownObjectException
+from github import Github, GithubException, UnknownObjectException
 
 from steps.github.client import RepoClient, github_for
 from steps.runtime.errors import ConfigError, InfraError
@@ -139,7 +139,7 @@ class GitHubApp:
     timeout: float = 10.0
     budget: float = 90.0
 
-    def _app_client(self):  # noqa: ANN202
+    def _app_client(self) -> Github:
         return github_for(
             self.api_url,
             jwt_token=app_jwt(self.app_id, self.private_key),

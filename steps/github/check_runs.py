@@ -94,7 +94,7 @@ def create_check_run(
         raise ConfigError(f"check run conclusion {conclusion!r} is not one of {', '.join(CONCLUSIONS)}")
     title, summary = check_output(title, summary)
     batches = annotation_batches(list(annotations))
-    first = {"title": title, "summary": summary, **({"annotations": batches[0]} if batches else {})}
+    first: dict[str, Any] = {"title": title, "summary": summary, **({"annotations": batches[0]} if batches else {})}
 
     def create(repository: Repository) -> tuple[int, str]:
         run = repository.create_check_run(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, TypeVar
 
 import requests
 from github import Auth, BadCredentialsException, Github, GithubException, GithubRetry
 from github.Repository import Repository
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.response import BaseHTTPResponse
 
 from steps.runtime.errors import ConfigError, InfraError
 
@@ -36,9 +39,18 @@ class BudgetRetry(GithubRetry):
         kw.update(budget=self.budget, deadline=self.deadline)
         return super().new(**kw)
 
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # noqa: ANN001, ANN201, D102
+    def increment(  # noqa: D102
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> BudgetRetry:
         deadline = self.deadline if self.deadline is not None else time.monotonic() + self.budget
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
+        assert isinstance(retry, BudgetRetry)  # new() keeps the class
         retry.deadline = deadline
         wait = retry.get_backoff_time()
         if response is not None:
@@ -46,7 +58,9 @@ class BudgetRetry(GithubRetry):
         if time.monotonic() + wait > deadline:
             cause = f"HTTP {response.status}" if response is not None else type(error).__name__
             raise MaxRetryError(
-                _pool, url, ResponseError(f"gave up after the {self.budget:g} s retry budget ({cause})")
+                _pool,  # type: ignore[arg-type]  # urllib3 itself passes None here
+                url,
+                ResponseError(f"gave up after the {self.budget:g} s retry budget ({cause})"),
             )
         log.info(
             "GitHub %s %s failed (%s); retrying in %.1f s",

@@ -128,7 +128,7 @@ def upsert_pr_comment(
         else:
             url = f"{repository.url}/issues/{pr_number}/comments"
             _, data = repository.requester.requestJsonAndCheck("POST", url, input={"body": body})
-        return data
+        return dict(data)
 
     def made_by_us(repository: Repository) -> dict[str, Any] | None:
         # A create whose answer was lost may have posted the comment: find it by its marker before posting again.

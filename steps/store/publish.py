@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from steps.runtime.errors import DataError, StepError
 from steps.store.base import ArtifactStore, Upload, changed_after_build, raise_if_mismatched, safe_relative
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "manifest.json"
 
 
-def load_manifest(out_dir: Path) -> dict:
+def load_manifest(out_dir: Path) -> dict[str, Any]:
     """Read ``manifest.json`` of a built release and check the fields publishing relies on."""
     path = out_dir / MANIFEST_NAME
     try:
@@ -35,7 +36,7 @@ def load_manifest(out_dir: Path) -> dict:
         raise DataError(f"{path}: 'sha' must be a commit sha, got {manifest.get('sha')!r}")
     if not isinstance(manifest.get("artifacts"), list):
         raise DataError(f"{path}: 'artifacts' must list every file of the release")
-    return manifest
+    return dict(manifest)
 
 
 def release_prefix(key_prefix: str, repo: str, sha: str) -> str:
@@ -43,11 +44,11 @@ def release_prefix(key_prefix: str, repo: str, sha: str) -> str:
     return "/".join(p for p in (key_prefix.strip("/"), repo, sha) if p)
 
 
-def _without_created_at(manifest: Mapping) -> dict:
+def _without_created_at(manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in manifest.items() if k != "created_at"}
 
 
-def _local_uploads(out_dir: Path, manifest: dict, prefix: str) -> list[Upload]:
+def _local_uploads(out_dir: Path, manifest: dict[str, Any], prefix: str) -> list[Upload]:
     uploads = []
     for artifact in manifest["artifacts"]:
         rel = safe_relative(str(artifact.get("path", "")))
@@ -79,7 +80,7 @@ def _unchanged(store: ArtifactStore, uploads: list[Upload], prefix: str) -> set[
         return {u.key for u, unchanged in zip(candidates, pool.map(same, candidates), strict=True) if unchanged}
 
 
-def _write_manifest(store: ArtifactStore, key: str, data: bytes, manifest: dict) -> tuple[bool, str]:
+def _write_manifest(store: ArtifactStore, key: str, data: bytes, manifest: dict[str, Any]) -> tuple[bool, str]:
     existing = store.get(key)
     if existing is not None:
         try:
@@ -94,7 +95,7 @@ def _write_manifest(store: ArtifactStore, key: str, data: bytes, manifest: dict)
     return True, str(manifest.get("created_at", ""))
 
 
-def publish_release(out_dir: str | os.PathLike[str], store: ArtifactStore, key_prefix: str = "") -> dict:
+def publish_release(out_dir: str | os.PathLike[str], store: ArtifactStore, key_prefix: str = "") -> dict[str, Any]:
     """Upload a built release to ``store`` under ``KEY_PREFIX/OWNER/REPO/SHA/``, manifest last.
 
     Every artifact listed in ``out_dir/manifest.json`` is checked against its local SHA-256, skipped

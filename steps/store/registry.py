@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from steps.runtime.errors import DataError, InfraError
 from steps.store.base import ArtifactStore, PreconditionFailed
@@ -59,11 +59,11 @@ class ReleasePointer:
 class Registry(Protocol):
     """Where published releases are recorded; :class:`StoreRegistry` keeps them beside the artifacts."""
 
-    def register(self, repo: str, pointer: ReleasePointer) -> dict:
+    def register(self, repo: str, pointer: ReleasePointer) -> dict[str, Any]:
         """Make ``pointer`` the latest release of its branch, pull request or tag; return the index."""
         ...
 
-    def latest(self, repo: str, target: str, name: str) -> dict | None:
+    def latest(self, repo: str, target: str, name: str) -> dict[str, Any] | None:
         """The latest pointer of a branch (``branches``), pull request (``pulls``) or tag (``tags``)."""
         ...
 
@@ -94,7 +94,7 @@ def target_for(event: str, ref: str, pr_number: int | None) -> tuple[str, str]:
     )
 
 
-def apply_pointer(index: dict, repo: str, pointer: ReleasePointer) -> dict:
+def apply_pointer(index: dict[str, Any], repo: str, pointer: ReleasePointer) -> dict[str, Any]:
     """Return ``index`` with ``pointer`` registered (a pure function; the input is not modified).
 
     A pointer whose ``run_id`` is already in the history is not applied again, so a registration
@@ -103,7 +103,7 @@ def apply_pointer(index: dict, repo: str, pointer: ReleasePointer) -> dict:
     history = list(index.get("history", []))
     if any(h.get("run_id") == pointer.run_id for h in history):
         return index
-    updated = {
+    updated: dict[str, Any] = {
         "repo": repo,
         "branches": dict(index.get("branches", {})),
         "pulls": dict(index.get("pulls", {})),
@@ -147,7 +147,7 @@ class StoreRegistry:
         """Key of the repository's index."""
         return "/".join(p for p in (self.key_prefix, repo, INDEX_NAME) if p)
 
-    def read(self, repo: str) -> tuple[dict, str | None]:
+    def read(self, repo: str) -> tuple[dict[str, Any], str | None]:
         """The current index of ``repo`` and its version tag (``({}, None)`` if there is none yet)."""
         key = self.index_key(repo)
         current = self.store.get(key)
@@ -162,7 +162,7 @@ class StoreRegistry:
             ) from exc
         return index, current[1]
 
-    def register(self, repo: str, pointer: ReleasePointer) -> dict:
+    def register(self, repo: str, pointer: ReleasePointer) -> dict[str, Any]:
         """Make ``pointer`` the latest release of its target, retrying on concurrent updates.
 
         Raises:
@@ -190,9 +190,10 @@ class StoreRegistry:
             "Other runs kept updating the index between our read and write.",
         )
 
-    def latest(self, repo: str, target: str, name: str) -> dict | None:
+    def latest(self, repo: str, target: str, name: str) -> dict[str, Any] | None:
         """The latest pointer of branch/pull request/tag ``name`` (``target`` ``branches``/``pulls``/``tags``)."""
-        return self.read(repo)[0].get(target, {}).get(name)
+        pointer: dict[str, Any] | None = self.read(repo)[0].get(target, {}).get(name)
+        return pointer
 
 
 def register_outputs(
@@ -204,7 +205,7 @@ def register_outputs(
     region: str | None = None,
     run_id: str | None = None,
     registry: Registry | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Step: record the release published from ``out_dir`` as the latest of its branch or pull request.
 
     The run's repository, commit, event, ref and pull request number are read from ``out_dir``'s
@@ -259,7 +260,7 @@ def register_outputs(
     if registry is None:
         store_registry = StoreRegistry(store, key_prefix)
         store_registry.register(repo, pointer)
-        result: dict = {"index_key": store_registry.index_key(repo)}
+        result: dict[str, Any] = {"index_key": store_registry.index_key(repo)}
     else:
         registry.register(repo, pointer)
         result = {}

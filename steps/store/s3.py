@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -27,6 +28,11 @@ from steps.store.base import (
     safe_relative,
 )
 from steps.store.checksums import READ_BLOCK, b64, file_checksums
+
+if TYPE_CHECKING:  # boto3-stubs is a dev dependency; the runtime needs no import
+    from concurrent.futures import Future
+
+    from mypy_boto3_s3 import S3Client
 
 MIB = 1024 * 1024
 S3_MAX_ATTEMPTS = 5
@@ -94,7 +100,7 @@ class S3Store(ArtifactStore):
         self,
         bucket: str,
         prefix: str,
-        client,
+        client: S3Client,
         *,
         multipart_threshold: int = MULTIPART_THRESHOLD,
         part_size: int = PART_SIZE,
@@ -118,7 +124,7 @@ class S3Store(ArtifactStore):
             "before-parameter-build.s3.UploadPart", self._add_part_checksum, unique_id=f"artifact-store-{id(self)}"
         )
 
-    def _add_part_checksum(self, params: dict, **_: object) -> None:
+    def _add_part_checksum(self, params: dict[str, Any], **_: object) -> None:
         """Hash an UploadPart's byte range of the local file, in the thread sending it, and send that SHA-256.
 
         botocore then skips hashing the part itself, and S3 checks the part against the local file.
@@ -188,7 +194,7 @@ class S3Store(ArtifactStore):
     def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> StoredObject:
         """PutObject with a SHA-256 checksum, conditional with ``If-Match`` / ``If-None-Match: *``."""
         checksum = b64(hashlib.sha256(data).digest())
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         if if_match is not None:
             extra["IfMatch"] = if_match
         if if_none_match:
@@ -214,8 +220,9 @@ class S3Store(ArtifactStore):
     def _put_file(self, upload: Upload) -> tuple[StoredObject, str]:
         """PutObject one file with its SHA-256 (S3 rejects a body that does not match it)."""
         if upload.size <= INLINE_BODY_BYTES:
-            body: bytes | None = upload.path.read_bytes()
-            actual = hashlib.sha256(body).digest()
+            data = upload.path.read_bytes()
+            body: bytes | None = data
+            actual = hashlib.sha256(data).digest()
         else:
             body, actual = None, bytes.fromhex(file_checksums(upload.path)[0])
         if actual.hex() != upload.sha256:
@@ -263,7 +270,7 @@ class S3Store(ArtifactStore):
         with create_transfer_manager(self.client, self.transfer_config) as manager:
             pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s3-put")
             try:
-                transfers = {}
+                transfers: dict[str, Any] = {}
                 for u in large:
                     part_size = self.part_size_for(u.size) or u.size
                     self._multipart[self._full(u.key)] = _MultipartFile(u.path, u.size, part_size)
@@ -272,7 +279,8 @@ class S3Store(ArtifactStore):
                     )
                 whole_file_checks = [pool.submit(self._check_whole_file, u) for u in large]
                 puts = [pool.submit(self._put_file, u) for u in small]
-                done, _ = wait([*whole_file_checks, *puts], return_when=FIRST_EXCEPTION)
+                futures: list[Future[Any]] = [*whole_file_checks, *puts]
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 failed = next((f.exception() for f in done if f.exception() is not None), None)
                 if failed is not None:
                     raise failed
@@ -296,7 +304,7 @@ class S3Store(ArtifactStore):
         """Stream ``key`` to ``path``, refusing objects over ``max_bytes``."""
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=self._full(key))
-            size = resp["ContentLength"]
+            size = int(resp["ContentLength"])
             if size > max_bytes:
                 resp["Body"].close()
                 raise DataError(f"{self.url_for(key)} is {size} bytes, over the {max_bytes}-byte limit per file")
@@ -330,7 +338,9 @@ class S3Store(ArtifactStore):
         return aborted
 
 
-def s3_client(*, endpoint_url: str | None = None, region: str | None = None, max_attempts: int = S3_MAX_ATTEMPTS):
+def s3_client(
+    *, endpoint_url: str | None = None, region: str | None = None, max_attempts: int = S3_MAX_ATTEMPTS
+) -> S3Client:
     """A boto3 S3 client with standard retries; credentials come from boto3's default chain.
 
     In a pod the chain reads ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` mounted from a Secret;
