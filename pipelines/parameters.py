@@ -10,9 +10,9 @@ RELEASE_PARAMETERS: dict[str, str] = {
     "event": "push",  # push | pull_request
     "pr-number": "",  # empty for push
     "ref": "",  # refs/heads/main or refs/pull/N/head
-    "installation-id": "",  # from the registration, never from the payload
+    "installation-id": "",  # empty: the registration's; never from the payload
     "app-id": "",  # GitHub App of that installation
-    "data-path": "release-data/",
+    "data-path": "",  # empty: the registration's dataPath
     "deploy": "true",  # "false": skip the deployment branch (PostSync hooks; Argo CD notifications report)
 }
 

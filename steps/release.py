@@ -13,6 +13,7 @@ from steps.data.metadata import load_release, validate_metadata
 from steps.data.validation import validate_table
 from steps.github.app import token_source
 from steps.runtime.errors import DataError, InfraError
+from steps.runtime.registrations import DEFAULT_DATA_PATH, load_registration, registrations_mounted
 from steps.runtime.settings import GitHubStepSettings
 from steps.runtime.step import step
 from steps.store.publish import publish_release
@@ -37,11 +38,13 @@ log = logging.getLogger(__name__)
 def fetch(
     repo: str,
     sha: str,
-    data_path: str = "release-data/",
+    data_path: str = "",
     installation_id: int | None = None,
     app_id: int | None = None,
 ) -> dict[str, Any]:
     """Step: copy the commit's release data into the workspace (``input/``).
+
+    An empty ``data_path`` is the registration's ``dataPath`` (``release-data/`` without registrations).
 
     The source is the commit's GitHub tarball (a token scoped to ``contents: read``), unless
     ``$RELEASE_SOURCE`` names a local directory or ``s3://`` location that *is* the data directory
@@ -55,6 +58,8 @@ def fetch(
             result = fetch_release_data(override, str(dest), data_path="")
         else:
             settings = GitHubStepSettings.from_env()
+            if not data_path:  # fetch mounts the registrations (not optional): a missing one is a clear error
+                data_path = load_registration(repo).data_path if registrations_mounted() else DEFAULT_DATA_PATH
             mint = token_source(repo, {"contents": "read"}, installation_id=installation_id, app_id=app_id)
             result = fetch_release_data(
                 f"github://{repo}@{sha}", str(dest), data_path=data_path, token=mint, api_url=settings.api_url

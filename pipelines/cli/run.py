@@ -1,6 +1,7 @@
 """``python -m pipelines run``: the release-data-prep WorkflowTemplate on this machine, shown to people."""
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -15,13 +16,13 @@ from pipelines.cli.run_summary import summary
 from pipelines.cli.run_view import Progress
 from pipelines.config import Config, load_config
 from pipelines.local import LocalRun, LocalRunRefused, RunOptions, RunResult, generate_name, plan_rows
+from pipelines.resources.mounts import REGISTRATIONS_CONFIGMAP, REGISTRATIONS_KEY
 from pipelines.runs import data_sha, local_registration, run_parameters
-from steps.runtime.registrations import DEFAULT_REGISTRATIONS, RepoRegistration, dump_registrations
+from steps.runtime.registrations import RepoRegistration, dump_registrations
 
 LOCAL_REPO = "local/example"
 LOCAL_ROOT = Path(".local-run")
 DEFAULT_DATA = Path("examples/release-data")
-REGISTRATIONS_KEY = DEFAULT_REGISTRATIONS.rsplit("/", 1)[-1]
 
 
 def _overrides(pairs: Iterable[str]) -> dict[str, str]:
@@ -59,8 +60,8 @@ def config_maps(resources: list[dict[str, Any]], extra: RepoRegistration | None)
         if resource.get("kind") != "ConfigMap":
             continue
         data = {k: str(v) for k, v in (resource.get("data") or {}).items()}
-        if extra is not None and REGISTRATIONS_KEY in data:
-            loaded = yaml.safe_load(data[REGISTRATIONS_KEY]) or {}
+        if extra is not None and resource["metadata"]["name"] == REGISTRATIONS_CONFIGMAP:
+            loaded = json.loads(data.get(REGISTRATIONS_KEY) or "{}")
             regs = [RepoRegistration.model_validate(r) for r in loaded.get("repoRegistrations") or []]
             data[REGISTRATIONS_KEY] = dump_registrations([*regs, extra])
         out[resource["metadata"]["name"]] = data

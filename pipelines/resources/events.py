@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -10,10 +12,11 @@ from pipelines.parameters import CLEANUP_PARAMETERS, CLEANUP_TEMPLATE, RELEASE_P
 from pipelines.resources.secrets import webhook_secret_key
 
 EVENT_HEADER_PATH = "headers.X-Github-Event.0"
+DELIVERY_HEADER_PATH = "headers.X-Github-Delivery.0"  # Go's http.Header: canonical name, array of values
+DELIVERY_ID_LENGTH = 36  # a GUID: 8-4-4-4-12 lowercase hex digits
 RELEASE_PR_ACTIONS = ("opened", "reopened", "synchronize")
 TRIGGER_RETRY_STEPS = 3
 POSTSYNC_DEADLINE_SECONDS = 600
-REGISTRATION_LABEL = "gitops-status-matrix/registration"
 TRIGGER_LABEL = "gitops-status-matrix/trigger"
 PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 
@@ -39,17 +42,28 @@ def webhook_endpoint(config: Config, app_id: int | None) -> str:
     return f"{config.events.webhook_endpoint_prefix.rstrip('/')}/{event_name(app_id)}"
 
 
-def dependency_name(reg: RepoRegistration, kind: str) -> str:
+def _slug(text: str) -> str:
+    """A name part of ``[a-z0-9_]``; a hash suffix keeps two texts that slug alike apart (``Main``, ``main``)."""
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "x"
+    if slug != text:
+        slug += "_" + hashlib.sha256(text.encode()).hexdigest()[:6]
+    return slug
+
+
+def dependency_name(app_id: int | None, kind: str, branch: str | None = None) -> str:
     """Sensor dependency name: underscores only, so trigger ``conditions`` expressions parse it as one name."""
-    return f"{reg.name.replace('-', '_')}_{kind}"
+    name = f"{event_name(app_id).replace('-', '_')}_{kind}"
+    return f"{name}_{_slug(branch)}" if branch is not None else name
 
 
-def _labels(reg: RepoRegistration, kind: str) -> dict[str, str]:
-    return {**PART_OF, REGISTRATION_LABEL: reg.name, TRIGGER_LABEL: kind.replace("_", "-")}
+def repository_pattern(full_names: list[str]) -> str:
+    """One anchored, case-insensitive alternation over repositories (GitHub names ignore case)."""
+    names = sorted({n.lower() for n in full_names})
+    return f"(?i)^(?:{'|'.join(quote_meta(n) for n in names)})$"
 
 
-def _generate_name(template: str, reg: RepoRegistration) -> str:
-    return f"{template}-{reg.name}"[:57].rstrip("-") + "-"
+def _labels(kind: str) -> dict[str, str]:
+    return {**PART_OF, TRIGGER_LABEL: kind.replace("_", "-")}
 
 
 def _by_app(config: Config) -> dict[int | None, list[RepoRegistration]]:
@@ -79,16 +93,15 @@ def _literals(config: Config, reg: RepoRegistration) -> dict[str, str]:
     }
 
 
-def _workflow(
-    config: Config, reg: RepoRegistration, kind: str, template: str, arguments: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _workflow(config: Config, kind: str, template: str, arguments: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Workflow",
         "metadata": {
-            "generateName": _generate_name(template, reg),
+            # The delivery id is appended by a trigger parameter: a redelivery gets the same name (see _trigger).
+            "name": f"{template[: 63 - DELIVERY_ID_LENGTH - 1]}-",
             "namespace": config.argo.namespace,
-            "labels": _labels(reg, kind),
+            "labels": _labels(kind),
         },
         "spec": {"workflowTemplateRef": {"name": template}, "arguments": {"parameters": arguments}},
     }
@@ -98,23 +111,42 @@ def _string(path: str, *patterns: str) -> dict[str, Any]:
     return {"path": path, "type": "string", "value": list(patterns)}
 
 
-def _dependency(config: Config, reg: RepoRegistration, kind: str) -> dict[str, Any]:
-    repo = _string("body.repository.full_name", f"(?i)^{quote_meta(reg.full_name)}$")
+# A pull request whose head lives in another repository (a fork) must not run with the project's credentials:
+# its tarball, CSVs and pandera YAML are untrusted. Data filters compare a path with constants only, so the
+# comparison of two paths is an expr filter (govaluate, argo-events pkg/sensors/dependencies/filter.go
+# filterExpr). A deleted fork has ``head.repo: null``: the path does not exist, the filter errors, nothing fires.
+SAME_REPOSITORY = {
+    "expr": "head == base",
+    "fields": [
+        {"name": "head", "path": "body.pull_request.head.repo.full_name"},
+        {"name": "base", "path": "body.repository.full_name"},
+    ],
+}
+
+
+def _dependency(
+    config: Config, app_id: int | None, kind: str, regs: list[RepoRegistration], branch: str | None = None
+) -> dict[str, Any]:
+    repo = _string("body.repository.full_name", repository_pattern([r.full_name for r in regs]))
+    filters: dict[str, Any]
     if kind == PUSH:
         data = [
             _string(EVENT_HEADER_PATH, "^push$"),
             repo,
-            _string("body.ref", f"^{quote_meta('refs/heads/' + reg.default_branch)}$"),
+            _string("body.ref", f"^{quote_meta('refs/heads/' + str(branch))}$"),
             {"path": "body.deleted", "type": "bool", "value": ["false"]},
         ]
+        filters = {"data": data}
     else:
         actions = "|".join(RELEASE_PR_ACTIONS) if kind == PULL_REQUEST else "closed"
         data = [_string(EVENT_HEADER_PATH, "^pull_request$"), repo, _string("body.action", f"^({actions})$")]
+        # Closing only retires a preview (no code of the pull request runs), so forks may close theirs.
+        filters = {"data": data, "exprs": [SAME_REPOSITORY]} if kind == PULL_REQUEST else {"data": data}
     return {
-        "name": dependency_name(reg, kind),
+        "name": dependency_name(app_id, kind, branch),
         "eventSourceName": config.events.event_source_name,
-        "eventName": event_name(config.app_id_for(reg)),
-        "filters": {"data": data},
+        "eventName": event_name(app_id),
+        "filters": filters,
     }
 
 
@@ -130,11 +162,15 @@ def _param(dep: str, dest: str, *, key: str | None = None, value: str | None = N
     return param
 
 
-def _release_trigger(config: Config, reg: RepoRegistration, kind: str) -> dict[str, Any]:
-    dep = dependency_name(reg, kind)
+def _app_literals(app_id: int | None) -> dict[str, str]:
+    # Installation and data path are left empty: the pods read them from the registration of the repository
+    # (steps.runtime.registrations), so the Sensor does not grow with the number of registrations.
+    return {"app-id": "" if app_id is None else str(app_id), "data-path": ""}
+
+
+def _release_trigger(config: Config, app_id: int | None, kind: str, dep: str) -> dict[str, Any]:
     order = RELEASE_PARAMETERS
-    values = {**_literals(config, reg), "event": "push" if kind == PUSH else "pull_request"}
-    values["data-path"] = reg.data_path
+    values = {**_app_literals(app_id), "event": "push" if kind == PUSH else "pull_request"}
     params = [
         _param(dep, _dest(order, "repo"), key="body.repository.full_name"),
         _param(dep, _dest(order, "event"), key=EVENT_HEADER_PATH),
@@ -154,28 +190,32 @@ def _release_trigger(config: Config, reg: RepoRegistration, kind: str) -> dict[s
             _param(dep, _dest(order, "ref"), value="/head", op="append"),
         ]
     template = config.workflow.template_name
-    return _trigger(reg, kind, dep, _workflow(config, reg, kind, template, _arguments(order, values)), params)
+    return _trigger(dep, kind, _workflow(config, kind, template, _arguments(order, values)), params)
 
 
-def _cleanup_trigger(config: Config, reg: RepoRegistration) -> dict[str, Any]:
-    dep = dependency_name(reg, PR_CLOSED)
+def _cleanup_trigger(config: Config, app_id: int | None, dep: str) -> dict[str, Any]:
     order = CLEANUP_PARAMETERS
     params = [
         _param(dep, _dest(order, "repo"), key="body.repository.full_name"),
         _param(dep, _dest(order, "pr-number"), key="body.pull_request.number"),
     ]
-    workflow = _workflow(config, reg, PR_CLOSED, CLEANUP_TEMPLATE, _arguments(order, _literals(config, reg)))
-    return _trigger(reg, PR_CLOSED, dep, workflow, params)
+    values = {"app-id": "" if app_id is None else str(app_id)}
+    workflow = _workflow(config, PR_CLOSED, CLEANUP_TEMPLATE, _arguments(order, values))
+    return _trigger(dep, PR_CLOSED, workflow, params)
 
 
-def _trigger(
-    reg: RepoRegistration, kind: str, dep: str, workflow: dict[str, Any], params: list[dict[str, Any]]
-) -> dict[str, Any]:
+def _trigger(dep: str, kind: str, workflow: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
+    # The Workflow is named after the delivery (X-GitHub-Delivery, kept when GitHub or the EventBus delivers
+    # again), so a repeat cannot start a second run. A k8s trigger with operation patch gets the Workflow and
+    # creates it only when it is missing, else merge-patches the same content (a no-op): "already exists" is
+    # done, not an error (argo-events pkg/sensors/triggers/standard-k8s/standard-k8s.go, case v1alpha1.Patch).
+    # The argoWorkflow trigger would run `argo submit`, which fails on an existing name and is retried.
+    params = [_param(dep, "metadata.name", key=DELIVERY_HEADER_PATH, op="append"), *params]
     return {
         "template": {
-            "name": f"{reg.name}-{kind.replace('_', '-')}",
+            "name": dep.replace("_", "-"),
             "conditions": dep,
-            "argoWorkflow": {"operation": "submit", "source": {"resource": workflow}, "parameters": params},
+            "k8s": {"operation": "patch", "source": {"resource": workflow}, "parameters": params},
         },
         "retryStrategy": {"steps": TRIGGER_RETRY_STEPS},
     }
@@ -226,13 +266,33 @@ def event_source(config: Config) -> dict[str, Any]:
 
 
 def sensor(config: Config) -> dict[str, Any]:
-    """The Sensor: per registration, one filtered dependency and one Workflow trigger per event kind."""
+    """The Sensor: per GitHub App, one dependency and one trigger per event kind (and default branch).
+
+    Its size grows with the repository names in the filters only (about 30 bytes per registration), not with
+    a dependency and a trigger per registration: 1,000 registrations were 4.1 MB before, past what
+    Kubernetes stores (benchmarks/render_scale.py).
+    """
     ev = config.events
     dependencies, triggers = [], []
-    for reg in sorted(config.repo_registrations, key=lambda r: r.name):
-        for kind in _kinds(reg):
-            dependencies.append(_dependency(config, reg, kind))
-            triggers.append(_cleanup_trigger(config, reg) if kind == PR_CLOSED else _release_trigger(config, reg, kind))
+    for app_id, regs in _by_app(config).items():
+        pushes: dict[str, list[RepoRegistration]] = defaultdict(list)
+        for reg in regs:
+            if PUSH in _kinds(reg):
+                pushes[reg.default_branch].append(reg)
+        for branch, group in sorted(pushes.items()):
+            dependencies.append(_dependency(config, app_id, PUSH, group, branch))
+            triggers.append(_release_trigger(config, app_id, PUSH, dependencies[-1]["name"]))
+        for kind in (PULL_REQUEST, PR_CLOSED):
+            group = [reg for reg in regs if kind in _kinds(reg)]
+            if not group:
+                continue
+            dependencies.append(_dependency(config, app_id, kind, group))
+            dep = dependencies[-1]["name"]
+            triggers.append(
+                _cleanup_trigger(config, app_id, dep)
+                if kind == PR_CLOSED
+                else _release_trigger(config, app_id, kind, dep)
+            )
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Sensor",
@@ -277,8 +337,7 @@ def postsync_hook_resources(config: Config) -> list[dict[str, Any]]:
                 # Inside a PostSync hook the app cannot turn Healthy before the hook ends: never gate on it.
                 "deploy": "false",
             }
-            workflow = _workflow(config, reg, "postsync", template, _arguments(RELEASE_PARAMETERS, values))
-            del workflow["metadata"]["generateName"]
+            workflow = _workflow(config, "postsync", template, _arguments(RELEASE_PARAMETERS, values))
             workflow["metadata"]["name"] = f"{env.argocd_app}-postsync"[:63].rstrip("-.")
             workflow["metadata"]["annotations"] = {
                 "argocd.argoproj.io/hook": "PostSync",
@@ -290,6 +349,7 @@ def postsync_hook_resources(config: Config) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "DELIVERY_HEADER_PATH",
     "EVENT_HEADER_PATH",
     "PR_CLOSED",
     "PULL_REQUEST",
@@ -299,6 +359,7 @@ __all__ = [
     "event_source",
     "postsync_hook_resources",
     "quote_meta",
+    "repository_pattern",
     "resources",
     "sensor",
     "webhook_endpoint",

@@ -10,11 +10,26 @@ from hera.workflows import models as m
 
 from pipelines.config import Config
 from pipelines.resources.secrets import ARGOCD_TOKEN_KEY, S3_KEYS
-from steps.runtime.registrations import DEFAULT_REGISTRATIONS, REGISTRATIONS_ENV
+from steps.runtime.registrations import DEFAULT_REGISTRATIONS, REGISTRATIONS_ENV, shard_registrations
 
 GITHUB_KEY_DIR = "/var/run/secrets/github-app"
 ARGOCD_TOKEN_DIR = "/var/run/secrets/argocd"  # noqa: S105 - a mount path
 REGISTRATIONS_CONFIGMAP = "release-data-prep-registrations"
+REGISTRATIONS_DIR = DEFAULT_REGISTRATIONS.split("/registrations-0/")[0]
+REGISTRATIONS_KEY = DEFAULT_REGISTRATIONS.rsplit("/", 1)[-1]
+
+
+def registration_shards(config: Config) -> list[str]:
+    """The registrations as ConfigMap documents, each small enough for Argo CD's client-side apply."""
+    return shard_registrations(config.repo_registrations)
+
+
+def registration_configmap_names(config: Config) -> list[str]:
+    """One ConfigMap per shard: ``release-data-prep-registrations``, then ``...-1``, ``...-2``."""
+    count = len(registration_shards(config))
+    return [REGISTRATIONS_CONFIGMAP if i == 0 else f"{REGISTRATIONS_CONFIGMAP}-{i}" for i in range(count)]
+
+
 SCRATCH_DIR = "/tmp"  # noqa: S108 - an emptyDir: the root filesystem is read-only
 
 
@@ -128,11 +143,27 @@ class Mounts:
 
     @property
     def registrations(self) -> Mount:
-        """The registrations ConfigMap, as the file ``steps.runtime.registrations`` reads."""
-        directory = DEFAULT_REGISTRATIONS.rsplit("/", 1)[0]
-        # Hera names the ConfigMap after the volume.
-        volume = ConfigMapVolume(name=REGISTRATIONS_CONFIGMAP, mount_path=directory)
-        return Mount("registrations", (Env(name=REGISTRATIONS_ENV, value=DEFAULT_REGISTRATIONS),), (volume,))
+        """The registrations ConfigMaps (one per shard), as the files ``steps.runtime.registrations`` reads."""
+        return self._registrations(optional=False)
+
+    @property
+    def registrations_if_present(self) -> Mount:
+        """The registrations for the status reporters: a missing ConfigMap must not keep their pods from starting.
+
+        Without the files they fall back to looking the installation up (one more GitHub call), so the
+        commit never stays ``pending`` because of a ConfigMap (the same reason the S3 mount is optional there).
+        """
+        return self._registrations(optional=True)
+
+    def _registrations(self, *, optional: bool) -> Mount:
+        env, volumes = [], []
+        for index, name in enumerate(registration_configmap_names(self.config)):
+            directory = f"{REGISTRATIONS_DIR}/registrations-{index}"
+            # Hera names the ConfigMap after the volume.
+            volumes.append(ConfigMapVolume(name=name, mount_path=directory, optional=optional or None))
+            var = REGISTRATIONS_ENV if index == 0 else f"{REGISTRATIONS_ENV}_{index}"
+            env.append(Env(name=var, value=f"{directory}/{REGISTRATIONS_KEY}"))
+        return Mount("registrations", tuple(env), tuple(volumes))
 
     @property
     def scratch(self) -> Mount:

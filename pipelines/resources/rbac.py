@@ -12,9 +12,10 @@ PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 WORKFLOW_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
 ]
+# The Sensor's k8s triggers use operation patch (argo-events standard-k8s.go): get the Workflow named after
+# the delivery, create it when missing, else merge-patch it with the same content (a redelivery is a no-op).
 SENSOR_RULES: list[dict[str, Any]] = [
-    {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "list"]},
-    {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"], "verbs": ["get"]},
+    {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "patch"]},
 ]
 
 

@@ -8,11 +8,15 @@ from hera.workflows import models as m
 
 from pipelines.config import Config
 from pipelines.parameters import CLEANUP_PARAMETERS, CLEANUP_TEMPLATE, RELEASE_PARAMETERS
-from pipelines.resources.mounts import REGISTRATIONS_CONFIGMAP, workflow_parameter
+from pipelines.resources.mounts import (
+    REGISTRATIONS_KEY,
+    registration_configmap_names,
+    registration_shards,
+    workflow_parameter,
+)
 from pipelines.resources.scripts import Scripts, pod_security_context
 from steps import deploy, release, report
 from steps.runtime.labels import REPO_LABEL_EXPRESSION
-from steps.runtime.registrations import dump_registrations
 
 LABEL_PREFIX = "gitops-status-matrix"
 PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
@@ -72,8 +76,10 @@ def release_template(config: Config) -> WorkflowTemplate:
     github_ids = {"installation_id": p["installation_id"], "app_id": p["app_id"]}
     trigger = {"event": p["event"], "ref": p["ref"], "pr_number": p["pr_number"]}
 
-    pending = scripts.script("report-pending", report.report_pending, [mount.github_app])
-    fetch = scripts.script("fetch", release.fetch, [mount.github_app, mount.s3], memory="512Mi")
+    pending = scripts.script(
+        "report-pending", report.report_pending, [mount.github_app, mount.registrations_if_present]
+    )
+    fetch = scripts.script("fetch", release.fetch, [mount.github_app, mount.s3, mount.registrations], memory="512Mi")
     check_metadata = scripts.script("check-metadata", release.check_metadata, [mount.s3])
     check_table = scripts.script("check-table", release.check_table, [mount.s3], memory="1Gi")
     publish = scripts.script("publish", release.publish, [mount.s3], memory="1Gi")
@@ -88,7 +94,9 @@ def release_template(config: Config) -> WorkflowTemplate:
         ),
     )
     # The exit handler needs nothing but the App key: S3 (for the summary's wording) is an optional mount.
-    final = scripts.script("report-final", report.report_final, [mount.github_app, mount.s3])
+    final = scripts.script(
+        "report-final", report.report_final, [mount.github_app, mount.s3, mount.registrations_if_present]
+    )
     summary = scripts.script(
         "report-pr-summary",
         report.report_pr_summary,
@@ -192,18 +200,18 @@ def cleanup_template(config: Config) -> WorkflowTemplate:
     return template
 
 
-def registrations_configmap(config: Config) -> dict[str, Any]:
-    """The ConfigMap steps read registrations from (environments, previews, data paths)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": REGISTRATIONS_CONFIGMAP,
-            "namespace": config.argo.namespace,
-            "labels": dict(PART_OF),
-        },
-        "data": {"registrations.yaml": dump_registrations(config.repo_registrations)},
-    }
+def registrations_configmaps(config: Config) -> list[dict[str, Any]]:
+    """The ConfigMaps steps read registrations from (installations, environments, previews, data paths)."""
+    names = registration_configmap_names(config)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": config.argo.namespace, "labels": dict(PART_OF)},
+            "data": {REGISTRATIONS_KEY: shard},
+        }
+        for name, shard in zip(names, registration_shards(config), strict=True)
+    ]
 
 
 def resources(config: Config) -> list[dict[str, Any]]:
@@ -211,8 +219,8 @@ def resources(config: Config) -> list[dict[str, Any]]:
     return [
         release_template(config).to_dict(),
         cleanup_template(config).to_dict(),
-        registrations_configmap(config),
+        *registrations_configmaps(config),
     ]
 
 
-__all__ = ["cleanup_template", "registrations_configmap", "release_template", "resources"]
+__all__ = ["cleanup_template", "registrations_configmaps", "release_template", "resources"]

@@ -17,6 +17,7 @@ from github import Github, GithubException, UnknownObjectException
 
 from steps.github.client import RepoClient, github_for
 from steps.runtime.errors import ConfigError, InfraError
+from steps.runtime.registrations import mounted_registration
 from steps.runtime.settings import GitHubStepSettings
 
 log = logging.getLogger(__name__)
@@ -236,14 +237,20 @@ def token_source(
     Args:
         repository: ``owner/name``.
         permissions: The least permissions the caller needs, e.g. ``{"contents": "read"}``.
-        installation_id: From the registration; looked up with the App JWT when empty.
-        app_id: The App of that installation; ``$GITHUB_APP_ID`` when empty.
+        installation_id: When empty: the mounted registration's, else looked up with the App JWT.
+        app_id: The App of that installation; when empty the mounted registration's, else ``$GITHUB_APP_ID``.
         settings: GitHub settings; from the environment by default.
 
     Raises:
-        ConfigError: no app id or no private key.
+        ConfigError: no app id or no private key, or registrations are mounted and do not know ``repository``.
     """
     settings = settings or GitHubStepSettings.from_env()
+    if _id(installation_id) is None or _id(app_id) is None:
+        # The Sensor leaves them empty (it does not grow per repository): the registration knows them.
+        registration = mounted_registration(repository)
+        if registration is not None:
+            installation_id = _id(installation_id) or registration.installation_id
+            app_id = _id(app_id) or registration.app_id
     app = _id(app_id) or _id(settings.app_id)
     if app is None:
         raise ConfigError("no GitHub App id: pass app-id or set GITHUB_APP_ID (github.appId in hera_config.yaml)")

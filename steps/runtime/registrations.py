@@ -1,9 +1,12 @@
 """Repository registrations: which repositories run release-data-prep, with which installation, where to."""
 
+import json
+import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
@@ -11,8 +14,14 @@ from pydantic.alias_generators import to_camel
 
 from steps.runtime.errors import ConfigError
 
+log = logging.getLogger(__name__)
 REGISTRATIONS_ENV = "STEP_REGISTRATIONS_FILE"
-DEFAULT_REGISTRATIONS = "/etc/gitops-status-matrix/registrations.yaml"
+DEFAULT_DATA_PATH = "release-data/"
+DEFAULT_REGISTRATIONS = "/etc/gitops-status-matrix/registrations-0/registrations.json"
+# Per ConfigMap: Argo CD's client-side apply copies the object into a last-applied annotation, and all
+# annotations of an object together must stay under 256 KiB; 200 KiB leaves room for the rest.
+SHARD_BYTES = 200 * 1024
+_EMPTY_BYTES = len('{"repoRegistrations":[]}')
 _NAME_RE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 # A Kubernetes object name (DNS-1123 subdomain), as an Argo CD Application's metadata.name must be.
 _OBJECT_NAME_RE = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -77,7 +86,7 @@ class RepoRegistration(_Model):
     installation_id: StrictInt | None = Field(None, gt=0)
     app_id: StrictInt | None = Field(None, gt=0)
     default_branch: str = Field("main", min_length=1)
-    data_path: str = "release-data/"
+    data_path: str = DEFAULT_DATA_PATH
     events: list[Literal["push", "pull_request"]] = Field(["push", "pull_request"], min_length=1)
     argocd: ArgoCDSource = ArgoCDSource()
     environments: list[Environment] = []  # no Application, no deployment record (never a fake success)
@@ -116,34 +125,108 @@ class RepoRegistration(_Model):
         return self
 
 
+def _entry(registration: RepoRegistration) -> dict[str, Any]:
+    return registration.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+
+
 def dump_registrations(registrations: list[RepoRegistration]) -> str:
-    """Serialise registrations for the ConfigMap (camelCase keys, as in hera_config.yaml)."""
-    data = [r.model_dump(mode="json", by_alias=True) for r in registrations]
-    return yaml.safe_dump({"repoRegistrations": data}, sort_keys=True)
+    """Serialise registrations for a ConfigMap: compact JSON, camelCase keys, defaults left out."""
+    return json.dumps({"repoRegistrations": [_entry(r) for r in registrations]}, separators=(",", ":"), sort_keys=True)
+
+
+def shard_registrations(registrations: list[RepoRegistration], limit: int = SHARD_BYTES) -> list[str]:
+    """Split registrations (sorted by name) into as few ``dump_registrations`` documents of ``limit`` bytes or less.
+
+    Raises:
+        ValueError: one registration alone is larger than ``limit``.
+    """
+    shards: list[list[dict[str, Any]]] = [[]]
+    size = _EMPTY_BYTES
+    for registration in sorted(registrations, key=lambda r: r.name):
+        entry = _entry(registration)
+        entry_size = len(json.dumps(entry, separators=(",", ":"), sort_keys=True).encode()) + 1  # and a comma
+        if entry_size + _EMPTY_BYTES > limit:
+            raise ValueError(f"registration {registration.name!r} alone is {entry_size} bytes, over {limit}")
+        if shards[-1] and size + entry_size > limit:
+            shards.append([])
+            size = _EMPTY_BYTES
+        shards[-1].append(entry)
+        size += entry_size
+    return [json.dumps({"repoRegistrations": s}, separators=(",", ":"), sort_keys=True) for s in shards]
+
+
+def registration_files(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The mounted registrations files: ``$STEP_REGISTRATIONS_FILE`` and its shards ``..._1``, ``..._2``, ..."""
+    env = os.environ if environ is None else environ
+    files = [Path(env.get(REGISTRATIONS_ENV) or DEFAULT_REGISTRATIONS)]
+    index = 1
+    while env.get(f"{REGISTRATIONS_ENV}_{index}"):
+        files.append(Path(env[f"{REGISTRATIONS_ENV}_{index}"]))
+        index += 1
+    return files
+
+
+def _full_name(repo_url: Any) -> str:
+    parts = str(repo_url).rstrip("/").removesuffix(".git").split("/")
+    return "/".join(parts[-2:]).lower()
 
 
 def load_registration(repo: str, path: str | os.PathLike[str] | None = None) -> RepoRegistration:
-    """The registration of ``owner/name`` from the mounted registrations file.
+    """The registration of ``owner/name`` from the mounted registrations files (JSON, or YAML as written by hand).
+
+    Only the matching entry is validated: a pod of a run looks up one repository among a thousand.
 
     Raises:
-        ConfigError: the file is missing or invalid, or the repository is not registered.
+        ConfigError: a file is missing or invalid, or the repository is not registered.
     """
-    path = Path(path or os.environ.get(REGISTRATIONS_ENV) or DEFAULT_REGISTRATIONS)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        items = [RepoRegistration.model_validate(item) for item in data.get("repoRegistrations") or []]
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(
-            f"cannot read registrations from {path}: {type(exc).__name__}; re-render and sync the ConfigMap",
-            detail=str(exc),
-        ) from None
-    for item in items:
-        if item.full_name.lower() == repo.lower():
-            return item
-    raise ConfigError(f"{repo} is not registered in {path}; add it to repoRegistrations and re-render")
+    files = [Path(path)] if path is not None else registration_files()
+    wanted = repo.lower()
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                data = yaml.safe_load(text)
+            items = (data or {}).get("repoRegistrations") or []
+            match = next((item for item in items if _full_name(item.get("repoUrl", "")) == wanted), None)
+            if match is not None:
+                return RepoRegistration.model_validate(match)
+        except (OSError, AttributeError, yaml.YAMLError, ValidationError) as exc:
+            raise ConfigError(
+                f"cannot read registrations from {file}: {type(exc).__name__}; re-render and sync the ConfigMap",
+                detail=str(exc),
+            ) from None
+    where = str(files[0]) + (f" and {len(files) - 1} more shard(s)" if len(files) > 1 else "")
+    raise ConfigError(f"{repo} is not registered in {where}; add it to repoRegistrations and re-render")
+
+
+def registrations_mounted() -> bool:
+    """Whether the pod mounts registrations (``$STEP_REGISTRATIONS_FILE`` is set)."""
+    return bool(os.environ.get(REGISTRATIONS_ENV))
+
+
+def mounted_registration(repo: str) -> RepoRegistration | None:
+    """The registration of ``repo`` when registrations are mounted, else None.
+
+    None when ``$STEP_REGISTRATIONS_FILE`` is unset or (an optional mount whose ConfigMap is missing) none of
+    the files exists; callers then fall back to a look-up.
+
+    Raises:
+        ConfigError: the registrations are mounted but do not know ``repo`` (an event the Sensor should not
+            have let through, or a ConfigMap older than the Sensor), or a file is unreadable.
+    """
+    if not registrations_mounted():
+        return None
+    files = registration_files()
+    if not any(f.exists() for f in files):
+        log.warning("no registrations mounted at %s; looking the installation up instead", files[0])
+        return None
+    return load_registration(repo)
 
 
 __all__ = [
+    "DEFAULT_DATA_PATH",
     "DEFAULT_REGISTRATIONS",
     "REGISTRATIONS_ENV",
     "ArgoCDSource",
@@ -153,4 +236,8 @@ __all__ = [
     "RepoRegistration",
     "dump_registrations",
     "load_registration",
+    "mounted_registration",
+    "registration_files",
+    "registrations_mounted",
+    "shard_registrations",
 ]

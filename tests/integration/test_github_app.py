@@ -114,3 +114,45 @@ def test_no_key_or_token_text_reaches_logs_or_errors(github_env, github_app_key,
     pem_body = github_app_key.pem.decode().splitlines()[1]
     assert errors and "ghs_" not in text and pem_body not in text and "PRIVATE KEY" not in text
     assert "eyJ" not in text  # no JWT
+
+
+def _mount(monkeypatch, tmp_path, registrations) -> None:
+    from steps.runtime.registrations import REGISTRATIONS_ENV, RepoRegistration, dump_registrations
+
+    path = tmp_path / "registrations.json"
+    path.write_text(dump_registrations([RepoRegistration.model_validate(r) for r in registrations]))
+    monkeypatch.setenv(REGISTRATIONS_ENV, str(path))
+
+
+def test_an_empty_installation_comes_from_the_mounted_registration_without_a_lookup(github_env, monkeypatch, tmp_path):
+    # The Sensor passes no installation id (it does not grow per repository); the pod reads the registration.
+    _mount(
+        monkeypatch,
+        tmp_path,
+        [{"name": "globex", "repoUrl": "https://github.com/globex/catalog", "installationId": 1234}],
+    )
+    with pytest.raises(ConfigError, match="has no installation 1234"):  # the registration's id was used
+        repo_client("Globex/Catalog", {"statuses": "read"}, installation_id="").call("x", lambda repo: repo.name)
+    assert github_env.count("GET", r"/installation$") == 0
+    _mount(
+        monkeypatch,
+        tmp_path,
+        [
+            {
+                "name": "globex",
+                "repoUrl": "https://github.com/globex/catalog",
+                "installationId": github_env.globex_installation_id,
+            }
+        ],
+    )
+    client = repo_client("globex/catalog", {"statuses": "read"}, installation_id="")
+    client.call("list statuses", lambda repo: list(repo.get_commit("a" * 40).get_statuses()))
+    assert github_env.count("GET", r"/installation$") == 0
+    assert github_env.tokens_issued()[-1].installation_id == github_env.globex_installation_id
+
+
+def test_a_repository_the_mounted_registrations_do_not_know_is_a_clear_error(github_env, monkeypatch, tmp_path):
+    _mount(monkeypatch, tmp_path, [{"name": "acme-data", "repoUrl": "https://github.com/acme/data"}])
+    with pytest.raises(ConfigError, match="globex/catalog is not registered in .*registrations.json; add it"):
+        repo_client("globex/catalog", {"statuses": "read"}, installation_id="")
+    assert github_env.count() == 0

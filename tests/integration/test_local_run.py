@@ -465,6 +465,7 @@ def test_data_sha_is_a_stable_stand_in_commit(tmp_path: Path) -> None:
 def test_unregistered_repos_get_local_parameters_and_a_synthetic_registration(tmp_path: Path) -> None:
     from pipelines.cli.run import config_maps
     from pipelines.config import load_config
+    from pipelines.resources.mounts import REGISTRATIONS_CONFIGMAP, REGISTRATIONS_KEY
     from pipelines.runs import local_registration, run_parameters
     from steps.runtime.registrations import load_registration
 
@@ -487,14 +488,16 @@ def test_unregistered_repos_get_local_parameters_and_a_synthetic_registration(tm
         [
             {
                 "kind": "ConfigMap",
-                "metadata": {"name": "regs"},
-                "data": {"registrations.yaml": "repoRegistrations: []\n"},
-            }
+                "metadata": {"name": REGISTRATIONS_CONFIGMAP},
+                "data": {REGISTRATIONS_KEY: '{"repoRegistrations":[]}'},
+            },
+            {"kind": "ConfigMap", "metadata": {"name": "other"}, "data": {REGISTRATIONS_KEY: "{}"}},
         ],
         local_registration("local/example", config),
     )
-    path = tmp_path / "registrations.yaml"
-    path.write_text(maps["regs"]["registrations.yaml"])
+    assert maps["other"][REGISTRATIONS_KEY] == "{}"  # only the first shard takes the synthetic registration
+    path = tmp_path / REGISTRATIONS_KEY
+    path.write_text(maps[REGISTRATIONS_CONFIGMAP][REGISTRATIONS_KEY])
     registration = load_registration("local/example", path)
     assert (registration.name, registration.environments) == ("local-example", [])
 

@@ -17,7 +17,8 @@ https://argoproj.github.io/argo-events/sensors/filters/data/ :
 
 ``github_event_data`` builds what the GitHub EventSource emits: ``{"headers": http.Header, "body": ...}``
 with canonical header names and array values, and ``X-GitHub-Event``/``X-GitHub-Delivery`` copied into
-the body. Features the project does not use (expr/script/time filters, Go templates) raise
+the body. Expr filters follow ``filterExpr`` with the govaluate subset the project writes (``==``/``!=``,
+``&&``/``||``). Features the project does not use (script/time filters, Go templates) raise
 ``NotImplementedError`` rather than being guessed.
 """
 
@@ -320,22 +321,125 @@ def filter_data(filters: list[dict], operator: str, data: Any) -> tuple[bool, st
     return True, None
 
 
-def filter_dependency(dependency: dict, data: Any) -> tuple[bool, str | None]:
-    """Whether an event passes a dependency's filters (``Filter`` with ``filtersLogicalOperator``).
+_EXPR_TOKEN = re.compile(r"""\s*(\(|\)|&&|\|\||==|!=|'[^']*'|"[^"]*"|[A-Za-z_][A-Za-z0-9_]*)""")
+
+
+def govaluate(expression: str, parameters: dict[str, Any]) -> Any:
+    """Evaluate the subset of govaluate (Knetic/govaluate) the project writes: ``==``/``!=`` between names and
+    string literals, ``&&``, ``||`` and parentheses. ``==`` is ``reflect.DeepEqual`` of the two values.
 
     Raises:
-        NotImplementedError: the dependency uses expr, script, context or time filters.
+        SensorEvalError: a name that is not a parameter (govaluate: "No parameter 'x' found.").
+        NotImplementedError: any other govaluate syntax.
+    """
+    tokens, pos, text = [], 0, expression.rstrip()
+    while pos < len(text):
+        match = _EXPR_TOKEN.match(text, pos)
+        if not match:
+            raise NotImplementedError(f"govaluate syntax {text[pos:]!r} is not modelled here")
+        tokens.append(match.group(1))
+        pos = match.end()
+
+    def atom(i: int) -> tuple[Any, int]:
+        token = tokens[i]
+        if token == "(":
+            value, i = either(i + 1)
+            if i >= len(tokens) or tokens[i] != ")":
+                raise SensorEvalError(f"expr {expression!r}: unbalanced parenthesis")
+            return value, i + 1
+        if token[0] in "'\"":
+            return token[1:-1], i + 1
+        if token in {"true", "false"}:
+            return token == "true", i + 1
+        if token not in parameters:
+            raise SensorEvalError(f"No parameter '{token}' found.")
+        return parameters[token], i + 1
+
+    def comparison(i: int) -> tuple[Any, int]:
+        left, i = atom(i)
+        while i < len(tokens) and tokens[i] in {"==", "!="}:
+            op = tokens[i]
+            right, i = atom(i + 1)
+            left = (left == right and type(left) is type(right)) == (op == "==")
+        return left, i
+
+    def both(i: int) -> tuple[Any, int]:
+        left, i = comparison(i)
+        while i < len(tokens) and tokens[i] == "&&":
+            right, i = comparison(i + 1)
+            left = bool(left) and bool(right)
+        return left, i
+
+    def either(i: int) -> tuple[Any, int]:
+        left, i = both(i)
+        while i < len(tokens) and tokens[i] == "||":
+            right, i = both(i + 1)
+            left = bool(left) or bool(right)
+        return left, i
+
+    value, end = either(0)
+    if end != len(tokens):
+        raise SensorEvalError(f"expr {expression!r}: unexpected {tokens[end:]}")
+    return value
+
+
+def filter_expr(filters: list[dict], operator: str, data: Any) -> tuple[bool, str | None]:
+    """``filterExpr``: each expr's fields are gjson values; a missing path is an error; ANDed unless ``or``."""
+    if not filters:
+        return True, None
+    errors = []
+    for f in filters:
+        parameters, missing = {}, None
+        for field_ in f.get("fields") or []:
+            result = gjson_get(data, field_["path"])
+            if result is None:
+                missing = f"path '{field_['path']}' does not exist"
+                break
+            parameters[field_["name"]] = result.value
+        if missing:
+            if operator != "or":
+                return False, f"expr filter error ({missing})"
+            errors.append(missing)
+            continue
+        if not parameters:
+            continue
+        try:
+            passed = govaluate(f["expr"], parameters) is True
+        except SensorEvalError as exc:
+            if operator != "or":
+                return False, f"expr filter error ({exc})"
+            errors.append(str(exc))
+            continue
+        if passed and operator == "or":
+            return True, None
+        if not passed and operator != "or":
+            return False, None
+    if operator == "or":
+        return False, (f"expr filter errors [{' / '.join(errors)}]" if errors else None)
+    return True, None
+
+
+def filter_dependency(dependency: dict, data: Any) -> tuple[bool, str | None]:
+    """Whether an event passes a dependency's filters (``filterEvent``: exprs, then data).
+
+    Raises:
+        NotImplementedError: the dependency uses script, context or time filters, or ``or`` between them.
     """
     filters = dependency.get("filters")
     if not filters:
         return True, None
-    unsupported = sorted(set(filters) - {"data", "dataLogicalOperator"})
+    unsupported = sorted(set(filters) - {"data", "dataLogicalOperator", "exprs", "exprLogicalOperator"})
     if unsupported:
         raise NotImplementedError(f"filters {unsupported} are not evaluated here")
-    passed, error = filter_data(filters.get("data") or [], filters.get("dataLogicalOperator", "and"), data)
     if dependency.get("filtersLogicalOperator") == "or":
-        return ("data" in filters and passed), error
-    return (passed if error is None else False), error
+        raise NotImplementedError("filtersLogicalOperator 'or' is not evaluated here")
+    passed_expr, error = filter_expr(filters.get("exprs") or [], filters.get("exprLogicalOperator", "and"), data)
+    if error is not None:
+        return False, error
+    passed, error = filter_data(filters.get("data") or [], filters.get("dataLogicalOperator", "and"), data)
+    if error is not None:
+        return False, error
+    return passed_expr and passed, None
 
 
 _TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||[A-Za-z0-9_]+)")
@@ -544,8 +648,10 @@ __all__ = [
     "evaluate",
     "filter_data",
     "filter_dependency",
+    "filter_expr",
     "github_event_data",
     "gjson_get",
+    "govaluate",
     "go_regex",
     "parse_bool",
     "resolve_param",

@@ -28,6 +28,7 @@ SCHEMAS = ROOT / "pipelines" / "schemas"
 PUSH_SHA = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 HEAD_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 MAIN_APP, OTHER_APP = 123456, 654321
+DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"  # the X-GitHub-Delivery of GitHub's docs
 MAIN_INSTALLATION, OTHER_INSTALLATION = 987654321, 98663092  # 9 digits; the id a Helm chart printed as 9.8663092e+07
 
 
@@ -89,7 +90,7 @@ def _deliver(sensor: dict, app_id: int, event: str, payload: dict):
         sensor,
         sensor["spec"]["dependencies"][0]["eventSourceName"],
         events.event_name(app_id),
-        github_event_data(event, payload),
+        github_event_data(event, payload, delivery=DELIVERY),
     )
 
 
@@ -164,25 +165,49 @@ def test_append_parameters_and_number_keys_keep_large_numbers_exact():
 
 # --- the rendered Sensor on real payloads ---------------------------------------------------------------
 
+MAIN_PUSH = f"app-{MAIN_APP}-push-master"  # one trigger per App and default branch, not per repository
+MAIN_PR = f"app-{MAIN_APP}-pull-request"
+MAIN_CLOSED = f"app-{MAIN_APP}-pr-closed"
+OTHER_PUSH_MAIN, OTHER_PUSH_MASTER = f"app-{OTHER_APP}-push-main", f"app-{OTHER_APP}-push-master"
+
+
+def _release_name(delivery: str = DELIVERY) -> str:
+    return f"release-data-prep-{delivery}"
+
 
 @pytest.mark.parametrize("name", ["push_default-branch_1.json", "push_default-branch_2.json"])
 def test_push_to_default_branch_fires_release_with_after_sha(sensor, name):
     result = _deliver(sensor, MAIN_APP, _event_of(name), _payload(name))
-    assert result.triggers == ["hello-world-push"]
+    assert result.triggers == [MAIN_PUSH]
     fired = result.fired[0]
-    assert fired.operation == "submit"
+    assert fired.operation == "patch"  # get, create when missing, else a no-op merge patch
+    assert fired.resource["metadata"]["name"] == _release_name()
+    assert "generateName" not in fired.resource["metadata"]
     assert fired.resource["spec"]["workflowTemplateRef"] == {"name": "release-data-prep"}
+    # Installation and data path come from the registration in the pods, not from the Sensor.
     assert fired.arguments == [
         ("repo", "Codertocat/Hello-World"),
         ("sha", PUSH_SHA),
         ("event", "push"),
         ("pr-number", ""),
         ("ref", "refs/heads/master"),
-        ("installation-id", str(MAIN_INSTALLATION)),
+        ("installation-id", ""),
         ("app-id", str(MAIN_APP)),
-        ("data-path", "data/release/"),
+        ("data-path", ""),
         ("deploy", "true"),
     ]
+
+
+def test_a_redelivery_names_the_same_workflow_and_another_delivery_another(sensor):
+    payload = _payload("push_default-branch_1.json")
+    first = _deliver(sensor, MAIN_APP, "push", payload).fired[0].resource
+    again = _deliver(sensor, MAIN_APP, "push", payload).fired[0].resource
+    other = evaluate(
+        sensor, "github", events.event_name(MAIN_APP), github_event_data("push", payload, delivery="d" * 8 + "-1")
+    ).fired[0]
+    assert first["metadata"]["name"] == again["metadata"]["name"] == _release_name()
+    assert other.resource["metadata"]["name"] == _release_name("d" * 8 + "-1")
+    assert len(_release_name()) <= 63  # a label value (workflows.argoproj.io/workflow) on every pod
 
 
 def test_tag_deletion_fires_nothing(sensor):
@@ -195,7 +220,7 @@ def test_deleting_the_default_branch_fires_nothing(sensor):
     payload["ref"] = "refs/heads/master"
     assert _deliver(sensor, MAIN_APP, "push", payload).triggers == []
     payload["deleted"] = False  # the same push without deletion would fire: the deleted filter is what stops it
-    assert _deliver(sensor, MAIN_APP, "push", payload).triggers == ["hello-world-push"]
+    assert _deliver(sensor, MAIN_APP, "push", payload).triggers == [MAIN_PUSH]
 
 
 @pytest.mark.parametrize(
@@ -205,6 +230,19 @@ def test_push_to_another_branch_fires_nothing(sensor, ref):
     payload = _payload("push_default-branch_1.json")
     payload["ref"] = ref
     assert _deliver(sensor, MAIN_APP, "push", payload).triggers == []
+
+
+def test_each_repository_fires_only_for_its_own_default_branch(sensor):
+    # Under one App, Octocoders/Hello-World's default branch is master and Octocoders/docs' is main.
+    for repo, ref, expected in [
+        ("Octocoders/Hello-World", "refs/heads/master", [OTHER_PUSH_MASTER]),
+        ("Octocoders/Hello-World", "refs/heads/main", []),
+        ("Octocoders/docs", "refs/heads/main", [OTHER_PUSH_MAIN]),
+        ("Octocoders/docs", "refs/heads/master", []),
+    ]:
+        payload = _as(_payload("push_default-branch_1.json"), repo)
+        payload["ref"] = ref
+        assert _deliver(sensor, OTHER_APP, "push", payload).triggers == expected, (repo, ref)
 
 
 @pytest.mark.parametrize(
@@ -218,18 +256,45 @@ def test_push_to_another_branch_fires_nothing(sensor, ref):
 )
 def test_pull_request_opened_or_synchronized_fires_release_with_head_sha(sensor, name):
     result = _deliver(sensor, MAIN_APP, _event_of(name), _payload(name))
-    assert result.triggers == ["hello-world-pull-request"]
+    assert result.triggers == [MAIN_PR]
     assert result.fired[0].parameters == {
         "repo": "Codertocat/Hello-World",
         "sha": HEAD_SHA,
         "event": "pull_request",
         "pr-number": "2",
         "ref": "refs/pull/2/head",
-        "installation-id": str(MAIN_INSTALLATION),
+        "installation-id": "",
         "app-id": str(MAIN_APP),
-        "data-path": "data/release/",
+        "data-path": "",
         "deploy": "true",
     }
+
+
+def _from_fork(payload: dict, fork: str = "attacker/Hello-World") -> dict:
+    forked = copy.deepcopy(payload)
+    forked["pull_request"]["head"]["repo"]["full_name"] = fork
+    forked["pull_request"]["head"]["repo"]["fork"] = True
+    forked["pull_request"]["head"]["label"] = f"{fork.split('/')[0]}:changes"
+    return forked
+
+
+@pytest.mark.parametrize("name", ["pull_request_opened_1.json", "pull_request_synchronize_1.json"])
+def test_a_pull_request_from_a_fork_fires_nothing(sensor, name):
+    payload = _payload(name)
+    assert payload["pull_request"]["head"]["repo"]["full_name"] == payload["repository"]["full_name"]
+    assert _deliver(sensor, MAIN_APP, "pull_request", _from_fork(payload)).triggers == []
+    # Not even from a fork that is itself registered, nor with only the case changed by the attacker.
+    assert _deliver(sensor, MAIN_APP, "pull_request", _from_fork(payload, "Octocoders/Hello-World")).triggers == []
+    assert _deliver(sensor, MAIN_APP, "pull_request", _from_fork(payload, "codertocat/hello-world")).triggers == []
+    deleted = copy.deepcopy(payload)
+    deleted["pull_request"]["head"]["repo"] = None  # GitHub's payload once the fork is deleted
+    result = _deliver(sensor, MAIN_APP, "pull_request", deleted)
+    assert result.triggers == [] and "does not exist" in result.errors[f"app_{MAIN_APP}_pull_request"]
+
+
+def test_closing_a_fork_pull_request_still_retires_its_preview(sensor):
+    payload = _from_fork(_payload("pull_request_closed_1.json"))
+    assert _deliver(sensor, MAIN_APP, "pull_request", payload).triggers == [MAIN_CLOSED]
 
 
 @pytest.mark.parametrize(
@@ -238,7 +303,7 @@ def test_pull_request_opened_or_synchronized_fires_release_with_head_sha(sensor,
 def test_only_release_actions_fire(sensor, action, fires):
     payload = _payload("pull_request_opened_1.json")
     payload["action"] = action
-    expected = ["hello-world-pull-request"] if fires else []
+    expected = [MAIN_PR] if fires else []
     assert _deliver(sensor, MAIN_APP, "pull_request", payload).triggers == expected
 
 
@@ -253,54 +318,61 @@ def test_large_pull_request_number_stays_an_integer(sensor):
 @pytest.mark.parametrize("name", ["pull_request_closed_1.json", "pull_request_closed_2.json"])
 def test_closed_pull_request_fires_only_preview_cleanup(sensor, name):
     result = _deliver(sensor, MAIN_APP, _event_of(name), _payload(name))
-    assert result.triggers == ["hello-world-pr-closed"]
+    assert result.triggers == [MAIN_CLOSED]
     fired = result.fired[0]
     assert fired.resource["spec"]["workflowTemplateRef"] == {"name": CLEANUP_TEMPLATE}
+    assert fired.resource["metadata"]["name"] == f"{CLEANUP_TEMPLATE}-{DELIVERY}"
     assert fired.arguments == [
         ("repo", "Codertocat/Hello-World"),
         ("pr-number", "2"),
-        ("installation-id", str(MAIN_INSTALLATION)),
+        ("installation-id", ""),
         ("app-id", str(MAIN_APP)),
     ]
 
 
 def test_closed_pull_request_without_previews_fires_nothing(sensor):
     payload = _as(_payload("pull_request_closed_2.json"), "Octocoders/Hello-World")
+    payload["pull_request"]["head"]["repo"]["full_name"] = "Octocoders/Hello-World"
     assert _deliver(sensor, OTHER_APP, "pull_request", payload).triggers == []
     opened = _as(_payload("pull_request_opened_2.json"), "Octocoders/Hello-World")
-    assert _deliver(sensor, OTHER_APP, "pull_request", opened).triggers == ["octo-hello-pull-request"]
+    opened["pull_request"]["head"]["repo"]["full_name"] = "Octocoders/Hello-World"
+    assert _deliver(sensor, OTHER_APP, "pull_request", opened).triggers == [f"app-{OTHER_APP}-pull-request"]
 
 
-def test_each_registration_gets_its_own_installation_and_app(sensor):
+def test_each_app_gets_its_own_trigger_and_the_payloads_installation_is_ignored(sensor):
     payload = _as(_payload("push_default-branch_1.json"), "Octocoders/Hello-World")
     result = _deliver(sensor, OTHER_APP, "push", payload)
-    assert result.triggers == ["octo-hello-push"]
+    assert result.triggers == [OTHER_PUSH_MASTER]
     params = result.fired[0].parameters
-    assert (params["installation-id"], params["app-id"]) == (str(OTHER_INSTALLATION), str(OTHER_APP))
+    assert (params["installation-id"], params["app-id"]) == ("", str(OTHER_APP))
     assert params["repo"] == "Octocoders/Hello-World"
-    assert payload["installation"]["id"] == 1  # the payload's installation is ignored
+    assert payload["installation"]["id"] == 1  # the payload's installation is never passed on
 
 
 def test_registration_without_pull_request_events_ignores_them(sensor):
     payload = _as(_payload("pull_request_opened_2.json"), "Octocoders/docs")
+    payload["pull_request"]["head"]["repo"]["full_name"] = "Octocoders/docs"
     assert _deliver(sensor, OTHER_APP, "pull_request", payload).triggers == []
     push = _as(_payload("push_default-branch_1.json"), "Octocoders/docs")
     push["ref"] = "refs/heads/main"
-    assert _deliver(sensor, OTHER_APP, "push", push).triggers == ["octo-docs-push"]
+    assert _deliver(sensor, OTHER_APP, "push", push).triggers == [OTHER_PUSH_MAIN]
 
 
 @pytest.mark.parametrize(
-    "full_name", ["Codertocat/Hello-World-2", "Codertocat/Hello", "xCodertocat/Hello-World", "acme/data"]
+    "full_name",
+    ["Codertocat/Hello-World-2", "Codertocat/Hello", "xCodertocat/Hello-World", "acme/data", "Codertocat/Hello.World"],
 )
 def test_unregistered_repository_fires_nothing(sensor, full_name):
     for name in ["push_default-branch_1.json", "pull_request_opened_1.json", "pull_request_closed_1.json"]:
         payload = _as(_payload(name), full_name)
+        if "pull_request" in payload:
+            payload["pull_request"]["head"]["repo"]["full_name"] = full_name
         assert _deliver(sensor, MAIN_APP, _event_of(name), payload).triggers == []
 
 
 def test_repository_match_ignores_case_like_github(sensor):
     payload = _as(_payload("push_default-branch_1.json"), "codertocat/hello-world")
-    assert _deliver(sensor, MAIN_APP, "push", payload).triggers == ["hello-world-push"]
+    assert _deliver(sensor, MAIN_APP, "push", payload).triggers == [MAIN_PUSH]
 
 
 def test_delivery_to_another_apps_endpoint_fires_nothing(sensor):
@@ -310,6 +382,28 @@ def test_delivery_to_another_apps_endpoint_fires_nothing(sensor):
 @pytest.mark.parametrize("header", ["create", "ping", "pull_request", "push "])
 def test_event_header_is_checked(sensor, header):
     assert _deliver(sensor, MAIN_APP, header, _payload("push_default-branch_1.json")).triggers == []
+
+
+def test_sensor_does_not_grow_per_registration():
+    def sized(count: int) -> tuple[int, int, int]:
+        regs = [
+            {
+                "name": f"repo-{i}",
+                "repoUrl": f"https://github.com/org-{i % 7}/repo-{i}",
+                "installationId": 1000 + i % 7,
+                **({"defaultBranch": "master"} if i % 3 == 0 else {}),
+            }
+            for i in range(count)
+        ]
+        built = events.sensor(Config.model_validate({"github": {"appId": MAIN_APP}, "repoRegistrations": regs}))
+        size = len(json.dumps(built, separators=(",", ":")))
+        return len(built["spec"]["dependencies"]), len(built["spec"]["triggers"]), size
+
+    deps_10, triggers_10, size_10 = sized(10)
+    deps_1000, triggers_1000, size_1000 = sized(1000)
+    assert (deps_10, triggers_10) == (deps_1000, triggers_1000) == (3, 3)  # push main, push master, PR
+    assert size_1000 - size_10 < 990 * 40  # only the names in the alternations grow (~30 bytes each)
+    assert size_1000 < 256 * 1024
 
 
 # --- resource shape and schemas -------------------------------------------------------------------------
@@ -340,7 +434,7 @@ def test_every_resource_validates_against_the_official_schemas(config, source):
     assert [r["kind"] for r in rendered] == ["EventSource", "Sensor"]
     for resource in rendered:
         assert _errors(_events_validator(resource["kind"]), resource) == []
-    workflows = [t["template"]["argoWorkflow"]["source"]["resource"] for t in rendered[1]["spec"]["triggers"]]
+    workflows = [t["template"]["k8s"]["source"]["resource"] for t in rendered[1]["spec"]["triggers"]]
     workflows += events.postsync_hook_resources(cfg)
     assert workflows
     for workflow in workflows:
@@ -352,7 +446,7 @@ def test_every_resource_validates_against_the_official_schemas(config, source):
 
 def test_trigger_parameters_follow_the_parameter_order_contract(sensor):
     for trigger in sensor["spec"]["triggers"]:
-        body = trigger["template"]["argoWorkflow"]
+        body = trigger["template"]["k8s"]
         workflow = body["source"]["resource"]
         order = (
             CLEANUP_PARAMETERS
@@ -361,11 +455,21 @@ def test_trigger_parameters_follow_the_parameter_order_contract(sensor):
         )
         names = [p["name"] for p in workflow["spec"]["arguments"]["parameters"]]
         assert names == list(order)
+        name_params = [p for p in body["parameters"] if p["dest"] == "metadata.name"]
+        assert name_params == [
+            {
+                "src": {"dependencyName": trigger["template"]["conditions"], "dataKey": "headers.X-Github-Delivery.0"},
+                "dest": "metadata.name",
+                "operation": "append",
+            }
+        ]
         for param in body["parameters"]:
+            if param in name_params:
+                continue
             index = int(param["dest"].split(".")[3])
             assert param["dest"] == f"spec.arguments.parameters.{index}.value"
             assert index < len(names)
-        assert body["operation"] == "submit"
+        assert body["operation"] == "patch"
         assert trigger["template"]["conditions"] in {d["name"] for d in sensor["spec"]["dependencies"]}
 
 
@@ -373,12 +477,12 @@ def test_dependencies_are_anchored_and_bound_to_their_apps_event(config, sensor)
     deps = {d["name"]: d for d in sensor["spec"]["dependencies"]}
     assert sorted(deps) == sorted(
         [
-            "hello_world_push",
-            "hello_world_pull_request",
-            "hello_world_pr_closed",
-            "octo_docs_push",
-            "octo_hello_push",
-            "octo_hello_pull_request",
+            f"app_{MAIN_APP}_push_master",
+            f"app_{MAIN_APP}_pull_request",
+            f"app_{MAIN_APP}_pr_closed",
+            f"app_{OTHER_APP}_push_main",
+            f"app_{OTHER_APP}_push_master",
+            f"app_{OTHER_APP}_pull_request",
         ]
     )
     for dep in deps.values():
@@ -386,11 +490,29 @@ def test_dependencies_are_anchored_and_bound_to_their_apps_event(config, sensor)
         for f in dep["filters"]["data"]:
             if f["type"] == "string":
                 assert all(v.removeprefix("(?i)").startswith("^") and v.endswith("$") for v in f["value"])
-    assert deps["hello_world_push"]["eventName"] == f"app-{MAIN_APP}"
-    assert deps["octo_hello_push"]["eventName"] == f"app-{OTHER_APP}"
-    assert {"path": "headers.X-Github-Event.0", "type": "string", "value": ["^push$"]} in deps["octo_docs_push"][
-        "filters"
-    ]["data"]
+    assert deps[f"app_{MAIN_APP}_push_master"]["eventName"] == f"app-{MAIN_APP}"
+    assert deps[f"app_{OTHER_APP}_push_master"]["eventName"] == f"app-{OTHER_APP}"
+    repos = deps[f"app_{OTHER_APP}_push_master"]["filters"]["data"][1]
+    assert repos == {
+        "path": "body.repository.full_name",
+        "type": "string",
+        "value": ["(?i)^(?:octocoders/hello-world)$"],
+    }
+    assert deps[f"app_{OTHER_APP}_pull_request"]["filters"]["data"][1]["value"] == ["(?i)^(?:octocoders/hello-world)$"]
+    assert {"path": "headers.X-Github-Event.0", "type": "string", "value": ["^push$"]} in deps[
+        f"app_{OTHER_APP}_push_main"
+    ]["filters"]["data"]
+
+
+def test_branch_names_that_slug_alike_get_distinct_dependencies():
+    assert events.dependency_name(1, "push", "main") == "app_1_push_main"
+    names = {events.dependency_name(1, "push", b) for b in ["Main", "main", "release/1.0", "release-1.0"]}
+    assert len(names) == 4 and all(n.replace("_", "").isalnum() for n in names)
+
+
+def test_repository_pattern_is_one_anchored_case_insensitive_alternation():
+    pattern = events.repository_pattern(["acme/b.c", "Acme/A", "acme/a"])
+    assert pattern == r"(?i)^(?:acme/a|acme/b\.c)$"
 
 
 def test_event_source_has_one_verified_endpoint_per_app_with_repositories_by_owner(config):
