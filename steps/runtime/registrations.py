@@ -144,7 +144,8 @@ def shard_registrations(registrations: list[RepoRegistration], limit: int = SHAR
     size = _EMPTY_BYTES
     for registration in sorted(registrations, key=lambda r: r.name):
         entry = _entry(registration)
-        entry_size = len(json.dumps(entry, separators=(",", ":"), sort_keys=True).encode()) + 1  # and a comma
+        # As stored: a JSON string inside the ConfigMap's JSON (quotes escaped), which is what the annotation holds.
+        entry_size = len(json.dumps(json.dumps(entry, separators=(",", ":"), sort_keys=True))) - 1  # + a comma
         if entry_size + _EMPTY_BYTES > limit:
             raise ValueError(f"registration {registration.name!r} alone is {entry_size} bytes, over {limit}")
         if shards[-1] and size + entry_size > limit:
