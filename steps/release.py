@@ -11,7 +11,9 @@ from steps.data.etl import build_release
 from steps.data.fetch import fetch_release_data
 from steps.data.metadata import load_release, validate_metadata
 from steps.data.validation import validate_table
-from steps.github.app import token_source
+from steps.github.app import repo_client, token_source
+from steps.github.compare import PERMISSIONS as COMPARE_PERMISSIONS
+from steps.github.compare import is_newer
 from steps.runtime.errors import DataError, InfraError
 from steps.runtime.registrations import DEFAULT_DATA_PATH, load_registration, registrations_mounted
 from steps.runtime.settings import GitHubStepSettings
@@ -135,8 +137,30 @@ def publish(repo: str, sha: str, event: str, ref: str, pr_number: str = "", work
 
 
 @step
-def register(repo: str, sha: str, event: str, ref: str, pr_number: str = "", run_id: str = "") -> dict[str, Any]:
-    """Step: record the published release as the latest of its branch or pull request."""
+def register(
+    repo: str,
+    sha: str,
+    event: str,
+    ref: str,
+    pr_number: str = "",
+    run_id: str = "",
+    installation_id: int | None = None,
+    app_id: int | None = None,
+) -> dict[str, Any]:
+    """Step: record the published release; it becomes the latest of its branch or pull request unless older.
+
+    The latest pointer only moves forward: GitHub's compare API says whether this commit comes after the
+    current latest (an older run finishing last records its manifest without moving the pointer). Local runs
+    (``GITHUB_RECORD_FILE``) have no GitHub to ask; there the last registration wins.
+    """
+    settings = GitHubStepSettings.from_env()
+    ordering = None
+    if not settings.record_file:
+        client = repo_client(repo, COMPARE_PERMISSIONS, installation_id=installation_id, app_id=app_id)
+
+        def ordering(target: str, name: str, current: str, new: str) -> bool:
+            return is_newer(client, current, new, branch=name if target == "branches" else None)
+
     summary = read_summary()
     if not summary or not summary.get("manifest_key"):
         raise InfraError(f"no published release for {repo}@{sha[:7]} in the workspace; publish did not finish")
@@ -145,7 +169,7 @@ def register(repo: str, sha: str, event: str, ref: str, pr_number: str = "", run
         raise InfraError(f"the manifest of {repo}@{sha[:7]} is not in the store; publish did not finish")
     with tempfile.TemporaryDirectory(prefix="register-") as tmp:
         (Path(tmp) / "manifest.json").write_bytes(found[0])
-        return register_outputs(tmp, os.environ[STORE_ENV], run_id=run_id or None)
+        return register_outputs(tmp, os.environ[STORE_ENV], run_id=run_id or None, is_newer=ordering)
 
 
 __all__ = ["check_metadata", "check_table", "fetch", "publish", "register"]

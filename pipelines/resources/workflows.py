@@ -83,7 +83,8 @@ def release_template(config: Config) -> WorkflowTemplate:
     check_metadata = scripts.script("check-metadata", release.check_metadata, [mount.s3])
     check_table = scripts.script("check-table", release.check_table, [mount.s3], memory="1Gi")
     publish = scripts.script("publish", release.publish, [mount.s3], memory="1Gi")
-    register = scripts.script("register", release.register, [mount.s3])
+    # The App key for one read (compare): the registry's latest pointer only moves forward.
+    register = scripts.script("register", release.register, [mount.github_app, mount.s3, mount.registrations])
     plan = scripts.script("plan-deployments", deploy.plan_deployments, [mount.registrations])
     deploy_environment = scripts.script(
         "deploy-environment",
@@ -153,7 +154,9 @@ def release_template(config: Config) -> WorkflowTemplate:
             t_publish = _task(
                 publish(name="publish", arguments={**who, **trigger, "workflow_name": "{{workflow.name}}"})
             )
-            t_register = _task(register(name="register", arguments={**who, **trigger, "run_id": "{{workflow.uid}}"}))
+            t_register = _task(
+                register(name="register", arguments={**who, **trigger, **github_ids, "run_id": "{{workflow.uid}}"})
+            )
             t_plan = _task(
                 plan(
                     name="plan-deployments",

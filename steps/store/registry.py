@@ -56,11 +56,15 @@ class ReleasePointer:
     run_id: str
 
 
+# (target, name, current sha, new sha) -> whether the new commit comes after the current one.
+Ordering = Callable[[str, str, str, str], bool]
+
+
 class Registry(Protocol):
     """Where published releases are recorded; :class:`StoreRegistry` keeps them beside the artifacts."""
 
-    def register(self, repo: str, pointer: ReleasePointer) -> dict[str, Any]:
-        """Make ``pointer`` the latest release of its branch, pull request or tag; return the index."""
+    def register(self, repo: str, pointer: ReleasePointer, is_newer: Ordering | None = None) -> dict[str, Any]:
+        """Record ``pointer``; make it the latest of its branch, pull request or tag unless it is older."""
         ...
 
     def latest(self, repo: str, target: str, name: str) -> dict[str, Any] | None:
@@ -94,15 +98,28 @@ def target_for(event: str, ref: str, pr_number: int | None) -> tuple[str, str]:
     )
 
 
-def apply_pointer(index: dict[str, Any], repo: str, pointer: ReleasePointer) -> dict[str, Any]:
-    """Return ``index`` with ``pointer`` registered (a pure function; the input is not modified).
+def apply_pointer(
+    index: dict[str, Any], repo: str, pointer: ReleasePointer, is_newer: Ordering | None = None
+) -> dict[str, Any]:
+    """Return ``index`` with ``pointer`` registered (the input is not modified).
 
     A pointer whose ``run_id`` is already in the history is not applied again, so a registration
-    retried after an unknown outcome changes nothing.
+    retried after an unknown outcome changes nothing. Conditional writes prevent lost updates, not
+    reordering: when ``is_newer`` says the pointer's commit is older than the current latest (an older
+    run finished last), the latest stays and the pointer is only recorded in the history
+    (``"latest": false``). Tags always move.
     """
     history = list(index.get("history", []))
     if any(h.get("run_id") == pointer.run_id for h in history):
         return index
+    current = index.get(pointer.target, {}).get(pointer.name)
+    latest = (
+        current is None
+        or is_newer is None
+        or pointer.target == "tags"
+        or current.get("sha") == pointer.sha
+        or is_newer(pointer.target, pointer.name, str(current.get("sha", "")), pointer.sha)
+    )
     updated: dict[str, Any] = {
         "repo": repo,
         "branches": dict(index.get("branches", {})),
@@ -110,8 +127,12 @@ def apply_pointer(index: dict[str, Any], repo: str, pointer: ReleasePointer) -> 
         "tags": dict(index.get("tags", {})),
     }
     entry = {k: v for k, v in asdict(pointer).items() if k not in ("target", "name")}
-    updated[pointer.target][pointer.name] = entry
-    history.append({"target": pointer.target, "name": pointer.name, "sha": pointer.sha, "run_id": pointer.run_id})
+    if latest:
+        updated[pointer.target][pointer.name] = entry
+    else:
+        log.info("%s@%s is older than the latest %s; recorded, not made latest", repo, pointer.sha[:7], pointer.name)
+    record = {"target": pointer.target, "name": pointer.name, "sha": pointer.sha, "run_id": pointer.run_id}
+    history.append(record if latest else {**record, "latest": False, "manifest_key": pointer.manifest_key})
     updated["history"] = history[-HISTORY_LIMIT:]
     updated["updated_at"] = pointer.registered_at
     return updated
@@ -162,16 +183,25 @@ class StoreRegistry:
             ) from exc
         return index, current[1]
 
-    def register(self, repo: str, pointer: ReleasePointer) -> dict[str, Any]:
-        """Make ``pointer`` the latest release of its target, retrying on concurrent updates.
+    def register(self, repo: str, pointer: ReleasePointer, is_newer: Ordering | None = None) -> dict[str, Any]:
+        """Record ``pointer`` (the latest of its target unless ``is_newer`` says it is older), retrying on races.
 
         Raises:
             InfraError: The index kept changing for ``max_attempts`` attempts, or the store failed.
         """
         key = self.index_key(repo)
+        decided: dict[tuple[str, str, str, str], bool] = {}
+
+        def cached(target: str, name: str, current: str, new: str) -> bool:
+            if is_newer is None:
+                return True
+            if (target, name, current, new) not in decided:  # one GitHub call per pair across retries
+                decided[(target, name, current, new)] = is_newer(target, name, current, new)
+            return decided[(target, name, current, new)]
+
         for attempt in range(self.max_attempts):
             index, etag = self.read(repo)
-            updated = apply_pointer(index, repo, pointer)
+            updated = apply_pointer(index, repo, pointer, cached)
             if updated is index:
                 return index
             data = json.dumps(updated, indent=2, sort_keys=True).encode() + b"\n"
@@ -205,6 +235,7 @@ def register_outputs(
     region: str | None = None,
     run_id: str | None = None,
     registry: Registry | None = None,
+    is_newer: Ordering | None = None,
 ) -> dict[str, Any]:
     """Step: record the release published from ``out_dir`` as the latest of its branch or pull request.
 
@@ -220,6 +251,7 @@ def register_outputs(
         run_id: Unique id of this registration (default: a random one; pass the workflow uid so a
             retried step does not register twice).
         registry: Registry to use instead of the store's index.
+        is_newer: Commit order (GitHub's compare); without it the last registration becomes the latest.
 
     Returns:
         ``index_key`` (if the store registry is used), ``target``, ``name`` and ``pointer``.
@@ -259,17 +291,19 @@ def register_outputs(
     )
     if registry is None:
         store_registry = StoreRegistry(store, key_prefix)
-        store_registry.register(repo, pointer)
+        index = store_registry.register(repo, pointer, is_newer)
         result: dict[str, Any] = {"index_key": store_registry.index_key(repo)}
     else:
-        registry.register(repo, pointer)
+        index = registry.register(repo, pointer, is_newer)
         result = {}
-    log.info("registered %s as latest of %s/%s", manifest_key, target, name)
-    return {**result, "target": target, "name": name, "pointer": asdict(pointer)}
+    latest = (index.get(target, {}).get(name) or {}).get("run_id") == pointer.run_id
+    log.info("registered %s%s", manifest_key, f" as latest of {target}/{name}" if latest else " (an older commit)")
+    return {**result, "target": target, "name": name, "latest": latest, "pointer": asdict(pointer)}
 
 
 __all__ = [
     "INDEX_NAME",
+    "Ordering",
     "Registry",
     "ReleasePointer",
     "StoreRegistry",

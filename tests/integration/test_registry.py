@@ -229,3 +229,71 @@ def test_latest_reads_the_pointer(tmp_path):
     registry.register(REPO, pointer("main", target="branches"))
     assert registry.latest(REPO, "branches", "main")["sha"] == SHA
     assert (tmp_path / REPO / "index.json").is_file()
+
+
+def test_an_older_pointer_is_recorded_but_does_not_become_latest():
+    older, newer = "a" * 40, "b" * 40
+    index = apply_pointer({}, REPO, pointer("main", target="branches", sha=newer))
+    ordering = lambda target, name, current, new: new == newer  # noqa: E731 - newer comes after older
+    late = apply_pointer(index, REPO, pointer("main", target="branches", sha=older), ordering)
+    assert late["branches"]["main"]["sha"] == newer
+    assert late["history"][-1] == {
+        "target": "branches",
+        "name": "main",
+        "sha": older,
+        "run_id": f"run-branches-main-{older[:7]}",
+        "latest": False,
+        "manifest_key": f"releases/{REPO}/{older}/manifest.json",
+    }
+    tag = apply_pointer(
+        apply_pointer({}, REPO, pointer("v1", target="tags", sha=newer)),
+        REPO,
+        pointer("v1", target="tags", sha=older),
+        ordering,
+    )
+    assert tag["tags"]["v1"]["sha"] == older  # a tag is moved on purpose; its last registration wins
+    assert apply_pointer(index, REPO, pointer("main", target="branches", sha=older))["branches"]["main"]["sha"] == older
+
+
+def test_registering_the_older_commit_last_keeps_the_branch_at_the_newer_one(github_env, tmp_path):
+    # Push A, then B; B's run registers first, A's run (slower) last: the pointer must stay at B.
+    from steps.github.app import repo_client
+    from steps.github.compare import compare_status, is_newer
+
+    base, a, b = "1" * 40, "a" * 40, "b" * 40
+    github_env.add_commits(REPO, base, a, b)
+    github_env.add_installation(4242, github_env.app_id, account="octo-org", repositories=[REPO])
+    client = repo_client(REPO, {"contents": "read"}, installation_id=4242)
+    assert compare_status(client, a, b) == "ahead" and compare_status(client, b, a) == "behind"
+    assert compare_status(client, a, a) == "identical" and compare_status(client, a, "c" * 40) is None
+
+    store = LocalStore(tmp_path / "store")
+    for sha in (b, a):
+        out = built_release(tmp_path / sha[:4], sha=sha)
+        publish_release(out, store, "releases")
+
+    def ordering(target, name, current, new):
+        return is_newer(client, current, new, branch=name)
+
+    first = register_outputs(
+        str(tmp_path / b[:4]), str(tmp_path / "store"), key_prefix="releases", run_id="B", is_newer=ordering
+    )
+    late = register_outputs(
+        str(tmp_path / a[:4]), str(tmp_path / "store"), key_prefix="releases", run_id="A", is_newer=ordering
+    )
+    assert (first["latest"], late["latest"]) == (True, False)
+    index = StoreRegistry(store, "releases").read(REPO)[0]
+    assert index["branches"]["main"]["sha"] == b
+    assert [(h["run_id"], h.get("latest", True)) for h in index["history"]] == [("B", True), ("A", False)]
+    calls = github_env.count("GET", r"/compare/")
+    assert calls == 4 + 1  # the four checks above, then one compare for the late registration
+
+    # A force push: C replaces B (diverged); C is where main points now, so it moves; B registering later does not.
+    c = github_env.add_commits(REPO, "c" * 40, parent=a)[0]
+    github_env.set_ref(REPO, "main", c)
+    out_c = built_release(tmp_path / "c", sha=c)
+    publish_release(out_c, store, "releases")
+    assert register_outputs(str(out_c), str(tmp_path / "store"), key_prefix="releases", run_id="C", is_newer=ordering)[
+        "latest"
+    ]
+    assert StoreRegistry(store, "releases").latest(REPO, "branches", "main")["sha"] == c

@@ -311,6 +311,7 @@ class _Repo:
     refs: dict[str, str] = field(default_factory=dict)
     tarballs: dict[str, bytes] = field(default_factory=dict)
     pull_requests: set[int] = field(default_factory=set)
+    parents: dict[str, list[str]] = field(default_factory=dict)  # commit graph, for compare
 
 
 @dataclass
@@ -567,6 +568,16 @@ class GitHubEmulator:
         with self._lock:
             self._repo(repo).refs[ref] = sha.lower()
 
+    def add_commits(self, repo: str, *shas: str, parent: str | None = None) -> list[str]:
+        """Add a chain of commits (each the parent of the next; the first's parent is ``parent``) for compare."""
+        with self._lock:
+            graph = self._repo(repo).parents
+            previous = parent.lower() if parent else None
+            for sha in shas:
+                graph[sha.lower()] = [previous] if previous else []
+                previous = sha.lower()
+        return [sha.lower() for sha in shas]
+
     def set_tarball(self, repo: str, ref_or_sha: str, content: dict[str, bytes] | bytes, sha: str | None = None) -> str:
         """Serve an archive for ``GET /repos/{repo}/tarball/{ref_or_sha}``; returns the commit sha.
 
@@ -763,6 +774,14 @@ class GitHubEmulator:
                 self._update_check_run,
                 "installation",
                 "checks",
+                True,
+            ),
+            (
+                "GET",
+                "/repos/{owner}/{repo}/compare/{basehead}",
+                self._compare,
+                "installation",
+                "contents",
                 True,
             ),
             ("GET", "/rate_limit", self._rate_limit, "any", None, True),
@@ -1765,6 +1784,82 @@ class GitHubEmulator:
         }
         headers = {f"X-RateLimit-{k.title()}": str(core[k]) for k in ("limit", "remaining", "reset")}
         return self._json(200, {"resources": resources, "rate": core}, headers)
+
+    def _ancestors(self, graph: dict[str, list[str]], sha: str) -> dict[str, int]:
+        """Every ancestor of ``sha`` (itself included) with its distance in commits."""
+        seen, frontier = {sha: 0}, [sha]
+        while frontier:
+            current = frontier.pop()
+            for parent in graph.get(current, []):
+                if parent not in seen:
+                    seen[parent] = seen[current] + 1
+                    frontier.append(parent)
+        return seen
+
+    def _commit_json(self, ctx: _Ctx, sha: str, parents: list[str]) -> dict[str, Any]:
+        api, web = f"{ctx.api_base}/repos/{ctx.repo}", f"{ctx.web_base}/{ctx.repo}"
+        who = {"name": "Monalisa Octocat", "email": "octocat@github.com", "date": "2026-01-01T00:00:00Z"}
+        return {
+            "url": f"{api}/commits/{sha}",
+            "sha": sha,
+            "node_id": f"C_{sha[:12]}",
+            "html_url": f"{web}/commit/{sha}",
+            "comments_url": f"{api}/commits/{sha}/comments",
+            "commit": {
+                "url": f"{api}/git/commits/{sha}",
+                "author": who,
+                "committer": who,
+                "message": f"commit {sha[:7]}",
+                "comment_count": 0,
+                "tree": {"sha": hashlib.sha1(sha.encode()).hexdigest(), "url": f"{api}/git/trees/{sha}"},  # noqa: S324
+            },
+            "author": self._user(ctx, "octocat", "User"),
+            "committer": self._user(ctx, "octocat", "User"),
+            "parents": [{"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{web}/commit/{p}"} for p in parents],
+        }
+
+    def _compare(self, ctx: _Ctx) -> Response:
+        """``GET /repos/{owner}/{repo}/compare/{base}...{head}``: how head relates to base in the commit graph.
+
+        ``status`` is ``identical``, ``ahead`` (base is an ancestor of head), ``behind`` (head is an ancestor
+        of base) or ``diverged``; an unknown commit is 404 (https://docs.github.com/rest/commits/commits#compare-two-commits).
+        """
+        base_ref, sep, head_ref = ctx.params["basehead"].partition("...")
+        state = self._repo(ctx.repo)
+        base, head = self._resolve(state, base_ref), self._resolve(state, head_ref)
+        docs = "https://docs.github.com/rest/commits/commits#compare-two-commits"
+        if not sep or base is None or head is None or base not in state.parents or head not in state.parents:
+            raise _error(404, "Not Found", docs)
+        base_up, head_up = self._ancestors(state.parents, base), self._ancestors(state.parents, head)
+        common = [c for c in head_up if c in base_up]
+        merge_base = min(common, key=lambda c: head_up[c]) if common else base
+        ahead_by, behind_by = head_up.get(merge_base, 0), base_up.get(merge_base, 0)
+        if base == head:
+            status = "identical"
+        elif merge_base == base:
+            status = "ahead"
+        elif merge_base == head:
+            status = "behind"
+        else:
+            status = "diverged"
+        new = sorted((c for c in head_up if c not in base_up), key=lambda c: -head_up[c])
+        api, web = f"{ctx.api_base}/repos/{ctx.repo}", f"{ctx.web_base}/{ctx.repo}"
+        body = {
+            "url": f"{api}/compare/{base_ref}...{head_ref}",
+            "html_url": f"{web}/compare/{base_ref}...{head_ref}",
+            "permalink_url": f"{web}/compare/{ctx.repo.split('/')[0]}:{base[:7]}...{ctx.repo.split('/')[0]}:{head[:7]}",
+            "diff_url": f"{web}/compare/{base_ref}...{head_ref}.diff",
+            "patch_url": f"{web}/compare/{base_ref}...{head_ref}.patch",
+            "base_commit": self._commit_json(ctx, base, state.parents[base]),
+            "merge_base_commit": self._commit_json(ctx, merge_base, state.parents.get(merge_base, [])),
+            "status": status,
+            "ahead_by": ahead_by,
+            "behind_by": behind_by,
+            "total_commits": ahead_by,
+            "commits": [self._commit_json(ctx, c, state.parents.get(c, [])) for c in new],
+            "files": [],
+        }
+        return self._json(200, body, {})
 
     def _tarball(self, ctx: _Ctx) -> Response:
         ref = ctx.params["ref"]
