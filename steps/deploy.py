@@ -2,6 +2,7 @@
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -9,6 +10,8 @@ from steps.argocd.client import ArgoCDClient
 from steps.argocd.settings import ArgoCDSettings, app_ui_url
 from steps.argocd.watch import Outcome
 from steps.github.app import repo_client
+from steps.github.compare import PERMISSIONS as COMPARE_PERMISSIONS
+from steps.github.compare import compare_status
 from steps.github.deployments import GitHubDeployments, RecordedDeployments, required_contexts
 from steps.github.statuses import check_target
 from steps.policy.deploy import (
@@ -28,10 +31,12 @@ from steps.runtime.errors import ConfigError, DataError, InfraError, StepError, 
 from steps.runtime.registrations import RepoRegistration, load_registration
 from steps.runtime.settings import GitHubStepSettings
 from steps.runtime.step import step
+from steps.store.workspace import write_deploy_outcome
 
 log = logging.getLogger(__name__)
 
-PERMISSIONS = {"deployments": "write"}
+# contents: read for GitHub's compare (is the revision Argo CD is at newer than the sha?).
+PERMISSIONS = {"deployments": "write", **COMPARE_PERMISSIONS}
 RETRIES_ENV = "STEP_RETRIES"
 REFRESH_ENV = "ARGOCD_REFRESH"
 
@@ -66,12 +71,15 @@ def _check_environment(registration: RepoRegistration, repo: str, environment: s
         raise ConfigError(f"environment {environment!r} comes after unknown environment {after!r} in {repo}")
 
 
-def _check_after(api: GitHubDeployments | RecordedDeployments, sha: str, environment: str, after: str) -> None:
+def _check_after(api: GitHubDeployments | RecordedDeployments, sha: str, environment: str, after: str) -> bool:
+    """True when ``after`` succeeded for ``sha``; False when it was superseded (so is this one); else raises."""
     found = api.find(sha, after)
     states = api.states(found) if found is not None else []
     verdict = after_gate(states) if found is not None else "failed"
     if verdict == "succeeded":
-        return
+        return True
+    if verdict == "superseded":
+        return False
     latest = states[0] if states else "no deployment"
     if verdict == "running":
         raise InfraError(f"{after} is still deploying {short(sha)} ({latest}); {environment} waits for it")
@@ -126,7 +134,23 @@ def plan_deployments(repo: str, event: str, ref: str, pr_number: int | None = No
     return items
 
 
-def _wait(argocd: ArgoCDSettings, app: str, sha: str, project: str | None, timeout: float, preview: bool) -> Outcome:
+def _newer_than(api: GitHubDeployments | RecordedDeployments, sha: str) -> Callable[[str], bool] | None:
+    """Whether a revision descends from ``sha`` (GitHub's compare ``ahead``); None in recorded (local) runs."""
+    if not isinstance(api, GitHubDeployments):
+        return None
+    client = api.client
+    return lambda revision: compare_status(client, sha, revision) == "ahead"
+
+
+def _wait(
+    argocd: ArgoCDSettings,
+    app: str,
+    sha: str,
+    project: str | None,
+    timeout: float,
+    preview: bool,
+    is_newer: Callable[[str], bool] | None,
+) -> Outcome:
     refresh = os.environ.get(REFRESH_ENV, "true").strip().lower() != "false"
     return ArgoCDClient(argocd).wait_for_revision(
         app,
@@ -136,6 +160,7 @@ def _wait(argocd: ArgoCDSettings, app: str, sha: str, project: str | None, timeo
         wait_for_app=preview,
         refresh=refresh,
         project=project,
+        is_newer=is_newer,
     )
 
 
@@ -185,8 +210,12 @@ def deploy_environment(
     argocd = ArgoCDSettings.from_env()
     github = GitHubStepSettings.from_env()
     api = _api(repo, registration, installation_id, app_id)
-    if after:
-        _check_after(api, sha, environment, after)
+    if after and not _check_after(api, sha, environment, after):
+        # Not deployed and not a failure: no deployment record for a rollout that will never happen.
+        text = clip(f"Superseded: {after} moved on to a newer commit; {short(sha)} is not promoted to {environment}")
+        log.info("%s %s@%s: %s", environment, repo, short(sha), text)
+        write_deploy_outcome(environment, {"environment": environment, "outcome": "superseded", "sha": sha})
+        return asdict(DeployResult(repo, sha, environment, 0, False, "", text, "superseded", text, "", url))
 
     first_attempt = os.environ.get(RETRIES_ENV, "").strip() == "0"
     found = None if first_attempt else api.find_with_age(sha, environment)
@@ -230,7 +259,8 @@ def deploy_environment(
         project = registration.argocd.project or argocd.project or None
         # A retried attempt waits only for what is left of the first attempt's budget, so the worst case of
         # the step is one timeout plus the retries' backoff (checked against the workflow deadline at load).
-        outcome = _wait(argocd, argocd_app, sha, project, max(argocd.timeout_seconds - age, 0.0), transient)
+        budget = max(argocd.timeout_seconds - age, 0.0)
+        outcome = _wait(argocd, argocd_app, sha, project, budget, transient, _newer_than(api, sha))
     except StepError as exc:
         try:
             report("error" if exc.kind == "error" else "failure", exc.summary)
@@ -239,6 +269,8 @@ def deploy_environment(
         raise
     state = DEPLOYMENT_STATE[outcome.kind]
     text = report(state, outcome_description(outcome.kind, argocd_app, sha, outcome.reason))
+    record = {"environment": environment, "outcome": outcome.kind, "sha": sha, "revision": outcome.revision}
+    write_deploy_outcome(environment, record)
     log.info(
         "%s %s@%s: %s via %s in %.1f s (%s)",
         environment,

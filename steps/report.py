@@ -10,13 +10,14 @@ from steps.github.check_runs import CheckRunResult, check_output, create_check_r
 from steps.github.comments import PERMISSIONS as COMMENT_PERMISSIONS
 from steps.github.comments import CommentResult, upsert_pr_comment
 from steps.github.statuses import check_target, post_status
+from steps.policy.deploy import superseded_note
 from steps.policy.report import RunSummary, build_annotations, check_run_output, comment_marker, pr_comment_body
 from steps.policy.status import final_description, final_state, parse_failures, pending_description
 from steps.runtime.errors import ConfigError, InfraError, StepError
 from steps.runtime.registrations import load_registration
 from steps.runtime.settings import GitHubStepSettings, record
 from steps.runtime.step import step
-from steps.store.workspace import read_run, read_summary, summary_text, workspace
+from steps.store.workspace import read_deploy_outcomes, read_run, read_summary, summary_text, workspace
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def report_final(
     state = final_state(workflow_status, failures)
     if state == "success" and not summary:
         try:
-            summary = summary_text(read_summary())
+            note = superseded_note(read_deploy_outcomes())
+            summary = "; ".join(t for t in (summary_text(read_summary()), note) if t)
         except Exception as exc:  # noqa: BLE001 - the status matters more than its wording, whatever S3 did
             log.warning("no release summary for the description: %s", getattr(exc, "summary", type(exc).__name__))
     for failure in failures:

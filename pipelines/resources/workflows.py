@@ -89,7 +89,8 @@ def release_template(config: Config) -> WorkflowTemplate:
     deploy_environment = scripts.script(
         "deploy-environment",
         deploy.deploy_environment,
-        [mount.github_app, mount.argocd, mount.registrations],
+        # S3 for the run workspace only: the outcome record the final status reads (superseded or not).
+        [mount.github_app, mount.argocd, mount.s3, mount.registrations],
         synchronization=_mutex(
             f"{{{{={_REPO_MUTEX} + '.' + sprig.replace('/', '-', inputs.parameters.environment)}}}}"
         ),

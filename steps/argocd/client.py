@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -164,6 +164,7 @@ class ArgoCDClient:
         refresh: bool = False,
         project: str | None = None,
         wait_for_app: bool = False,
+        is_newer: Callable[[str], bool] | None = None,
     ) -> Outcome:
         """Wait until ``app`` is deployed at ``sha``, degraded, superseded, or the timeout passes.
 
@@ -176,12 +177,15 @@ class ArgoCDClient:
             project: The AppProject; lets a 403 be told apart from a missing app.
             wait_for_app: A missing app (403/404) is "not there yet": poll for it until the timeout. For
                 previews, which an ApplicationSet's pull-request generator creates minutes after the push.
+            is_newer: Whether a revision descends from ``sha`` (GitHub's compare): Synced at a newer commit
+                is ``superseded`` at once, not only when a new sync starts during the wait.
 
         Raises:
             ConfigError: the token is refused, or the app is missing or forbidden (see ``get_application``).
         """
         wait = Wait(self, app, sha.lower(), stability_seconds, timeout_seconds, project or None)
         wait.wait_for_app = wait_for_app
+        wait.is_newer = is_newer
         return wait.run(refresh)
 
 

@@ -5,7 +5,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 RECONNECT_FIRST_SECONDS = 0.1
 RECONNECT_MAX_SECONDS = 5.0
+# How long Argo CD may stay Synced at another commit before GitHub is asked whether that commit is newer.
+# After a push, the refresh moves the app to the new commit within about a second; asking only when it
+# stays put keeps the happy path free of the extra call, and a superseded commit is still known within
+# the stability window plus these seconds.
+COMPARE_AFTER_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,7 @@ class Wait:
     deadline: float = field(default=0.0, init=False)
     last_error: str = field(default="", init=False)
     wait_for_app: bool = field(default=False, init=False)
+    is_newer: Callable[[str], bool] | None = field(default=None, init=False)
 
     def outcome(self, kind: OutcomeKind, reason: str, feed: _Feed | None, revision: str = "") -> Outcome:
         """The :class:`Outcome` of this wait, timed from its start."""
@@ -208,7 +214,7 @@ class Wait:
         """Wait until a verdict is final (or the timeout passes), stopping the feed on the way out."""
         self.started = time.monotonic()
         self.deadline = self.started + self.timeout
-        watch = RevisionWatch(self.sha)
+        watch = RevisionWatch(self.sha, self.is_newer)
         first = self.first_look(refresh)
         if first is None:
             if self.last_error.startswith("application "):
@@ -218,6 +224,8 @@ class Wait:
         feed: _Feed | None = None
         stable_key: tuple[str, ...] | None = None
         stable_since = 0.0
+        other: str | None = None  # another revision Argo CD is Synced at, not yet compared
+        other_since = 0.0
         item: tuple[Any, ...] | None = ("event", "GET", first)
         try:
             while True:
@@ -236,7 +244,16 @@ class Wait:
                             stable_key, stable_since = verdict.snapshot.fingerprint, time.monotonic()
                     else:
                         stable_key = None
+                    pending = watch.pending_compare()
+                    if pending != other:
+                        other, other_since = pending, time.monotonic()
                 now = time.monotonic()
+                if other is not None and now - other_since >= COMPARE_AFTER_SECONDS:
+                    other = None
+                    verdict = watch.ask()
+                    if verdict.state == "superseded":
+                        revision = verdict.snapshot.sync_revisions[0]
+                        return self.outcome("superseded", verdict.reason, feed, revision)
                 if stable_key is not None and now - stable_since >= self.stability:
                     return self.outcome("deployed", watch.last.reason if watch.last else "", feed, self.sha)
                 if now >= self.deadline:
@@ -249,6 +266,8 @@ class Wait:
                 wait = self.deadline - now
                 if stable_key is not None:
                     wait = min(wait, stable_since + self.stability - now)
+                if other is not None:
+                    wait = min(wait, other_since + COMPARE_AFTER_SECONDS - now)
                 try:
                     item = events.get(timeout=max(wait, 0.0))
                 except queue.Empty:
@@ -259,6 +278,7 @@ class Wait:
 
 
 __all__ = [
+    "COMPARE_AFTER_SECONDS",
     "AppNotFound",
     "ArgoCDApi",
     "Outcome",

@@ -1,6 +1,6 @@
 """Deployment decisions as pure functions: is this Argo CD Application live at this commit, what to plan."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -109,7 +109,9 @@ class Verdict:
     snapshot: AppSnapshot
 
 
-def judge(snap: AppSnapshot, sha: str, *, seen: bool, baseline_operation: str | None) -> Verdict:
+def judge(
+    snap: AppSnapshot, sha: str, *, seen: bool, baseline_operation: str | None, synced_is_newer: bool = False
+) -> Verdict:
     """Decide the state of ``snap`` relative to ``sha`` (rules in the module docstring).
 
     Args:
@@ -117,6 +119,8 @@ def judge(snap: AppSnapshot, sha: str, *, seen: bool, baseline_operation: str | 
         sha: The full commit id, lower-case.
         seen: Whether ``sha`` was the compared or synced revision in an earlier snapshot.
         baseline_operation: ``operation_key`` of the operation at the first look ("" when there was none).
+        synced_is_newer: GitHub says the revision Argo CD is Synced at descends from ``sha`` (compare
+            ``ahead``): a newer commit got there first, so ``sha`` alone will never be live.
     """
     sha = sha.lower()
     op_for_sha = sha in snap.operation_revisions
@@ -138,6 +142,10 @@ def judge(snap: AppSnapshot, sha: str, *, seen: bool, baseline_operation: str | 
         and snap.health == "Healthy"
     ):
         return Verdict("deployed", f"Synced and Healthy at {short(sha)} (nothing to apply: no sync needed)", snap)
+    running_for_sha = op_for_sha and snap.operation_phase == "Running"
+    if synced_is_newer and snap.sync_status == "Synced" and not at_sha and not running_for_sha:
+        other = short(snap.sync_revisions[0]) if snap.sync_revisions else "?"
+        return Verdict("superseded", f"Argo CD is at {other}, a newer commit; {short(sha)} will not be live", snap)
     new_operation = baseline_operation is not None and snap.operation_key != baseline_operation
     if (
         snap.operation_phase == "Succeeded"
@@ -158,19 +166,56 @@ class RevisionWatch:
 
     Args:
         sha: The full commit id.
+        is_newer: Whether a revision descends from ``sha`` (GitHub's compare); None: only a new sync tells.
     """
 
     sha: str
+    is_newer: Callable[[str], bool] | None = None
     seen: bool = False
     baseline_operation: str | None = None
     last: Verdict | None = field(default=None, repr=False)
+    _newer: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    def _other_revision(self, snap: AppSnapshot) -> str | None:
+        if snap.sync_status != "Synced" or not snap.sync_revisions or snap.sync_revisions[0] == self.sha.lower():
+            return None
+        return snap.sync_revisions[0]
+
+    def pending_compare(self) -> str | None:
+        """The other revision Argo CD is Synced at whose order GitHub was not asked yet (None: nothing to ask)."""
+        revision = self._other_revision(self.last.snapshot) if self.last and self.is_newer else None
+        return revision if revision is not None and revision not in self._newer else None
+
+    def ask(self) -> Verdict:
+        """Ask GitHub whether the pending revision descends from ``sha`` and judge the last snapshot again.
+
+        Raises:
+            ValueError: nothing was observed yet.
+        """
+        if self.last is None:
+            raise ValueError("ask() before any observe()")
+        revision = self.pending_compare()
+        if revision is not None and self.is_newer is not None:
+            self._newer[revision] = self.is_newer(revision)
+        self.last = self._judge(self.last.snapshot)
+        return self.last
+
+    def _judge(self, snap: AppSnapshot) -> Verdict:
+        other = self._other_revision(snap)
+        return judge(
+            snap,
+            self.sha,
+            seen=self.seen,
+            baseline_operation=self.baseline_operation,
+            synced_is_newer=other is not None and self._newer.get(other, False),
+        )
 
     def observe(self, application: Mapping[str, Any]) -> Verdict:
         """Judge the next Application snapshot."""
         snap = AppSnapshot.of(application)
         if self.baseline_operation is None:
             self.baseline_operation = snap.operation_key
-        verdict = judge(snap, self.sha, seen=self.seen, baseline_operation=self.baseline_operation)
+        verdict = self._judge(snap)
         self.seen = self.seen or self.sha.lower() in (*snap.sync_revisions, *snap.operation_revisions)
         self.last = verdict
         return verdict
@@ -247,16 +292,26 @@ def preview_item(preview: Preview, pr_number: int) -> dict[str, str]:
     }
 
 
-def after_gate(states_newest_first: Sequence[str]) -> Literal["succeeded", "running", "failed"]:
-    """Whether a deployment, given its status states newest first, succeeded, is still running or failed.
+def after_gate(states_newest_first: Sequence[str]) -> Literal["succeeded", "running", "superseded", "failed"]:
+    """Whether a deployment, given its status states newest first, succeeded, is running, was superseded or failed.
 
-    A ``success`` anywhere counts (a later ``inactive`` only means a newer deployment replaced it).
+    A ``success`` anywhere counts (a later ``inactive`` only means a newer deployment replaced it). ``inactive``
+    without a ``success`` is a superseded rollout: a newer commit got there first, so the environments after it
+    are superseded too, not failed.
     """
     if "success" in states_newest_first:
         return "succeeded"
     if not states_newest_first or states_newest_first[0] in ("pending", "queued", "in_progress"):
         return "running"
+    if states_newest_first[0] == "inactive":
+        return "superseded"
     return "failed"
+
+
+def superseded_note(outcomes: Sequence[Mapping[str, Any]]) -> str:
+    """For the final commit status: which deployments a newer commit superseded ("" when none was)."""
+    names = [str(o.get("environment")) for o in outcomes if o.get("outcome") == "superseded"]
+    return f"deployment to {', '.join(names)} superseded by a newer commit" if names else ""
 
 
 def outcome_description(kind: str, app: str, sha: str, reason: str) -> str:
@@ -283,6 +338,7 @@ __all__ = [
     "RevisionWatch",
     "Verdict",
     "after_gate",
+    "superseded_note",
     "in_progress_description",
     "is_preview",
     "judge",

@@ -13,7 +13,7 @@ import yaml
 from steps.data.metadata import RELEASE_FILE
 from steps.policy.report import RunSummary, TableOutcome, stopped_stage, table_outcome
 from steps.policy.status import final_description, parse_failures
-from steps.runtime.errors import ConfigError
+from steps.runtime.errors import ConfigError, StepError
 from steps.store.base import ArtifactStore, Upload
 from steps.store.url import open_store
 
@@ -25,6 +25,7 @@ S3_SECRET_KEYS = {"AWS_ACCESS_KEY_ID": "access-key-id", "AWS_SECRET_ACCESS_KEY":
 STORE_ENV = "RELEASE_STORE"
 MAX_DOWNLOAD_BYTES = 64 * 1024**3
 SUMMARY_KEY = "summary.json"
+DEPLOY_PREFIX = "deploy/"
 SMALL_FILE_BYTES = 4 * 1024 * 1024
 INPUT_PREFIX = "input/"
 REPORTS_PREFIX = "reports/"
@@ -130,6 +131,34 @@ def read_summary() -> dict[str, Any] | None:
         return None
     found = workspace().get(SUMMARY_KEY)
     return json.loads(found[0]) if found else None
+
+
+def write_deploy_outcome(environment: str, outcome: dict[str, Any]) -> None:
+    """Record how one environment's deployment ended (``deploy/<environment>.json``), for the final status.
+
+    Best effort: the deployment's own status on GitHub is the record; a workspace that cannot be written only
+    costs the final description its deployment note. Nothing is written without a workspace.
+    """
+    if not os.environ.get(WORKSPACE_ENV, "").strip():
+        return
+    key = f"{DEPLOY_PREFIX}{environment.replace('/', '_')}.json"
+    try:
+        workspace().put(key, json.dumps(outcome, sort_keys=True).encode())
+    except StepError as exc:
+        log.warning("could not record the %s outcome in the workspace: %s", environment, exc.summary)
+
+
+def read_deploy_outcomes() -> list[dict[str, Any]]:
+    """Every ``deploy/*.json`` of the run's workspace (empty without a workspace)."""
+    if not os.environ.get(WORKSPACE_ENV, "").strip():
+        return []
+    ws = workspace()
+    found = []
+    for key in sorted(ws.list_sizes(DEPLOY_PREFIX)):
+        data = ws.get(key)
+        if data is not None:
+            found.append(json.loads(data[0]))
+    return found
 
 
 def summary_text(summary: dict[str, Any] | None) -> str:

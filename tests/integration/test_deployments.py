@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from steps.argocd.watch import COMPARE_AFTER_SECONDS
 from steps.deploy import deactivate_preview, deploy_environment, plan_deployments
 from steps.runtime.errors import ConfigError, DataError, InfraError, TimedOut
 from tests.support.deploy_helpers import play_when_watched
@@ -167,7 +168,8 @@ def test_happy_path_in_four_github_calls(env):
         ("POST", f"/repos/acme/data/deployments/{deployment.id}/statuses"),
     ]
     assert env.gh.calls[-1].body["auto_inactive"] is True
-    assert env.gh.tokens_issued()[-1].permissions == {"deployments": "write", "metadata": "read"}
+    # contents: read is for compare, only asked when Argo CD is at another commit (not on this path).
+    assert env.gh.tokens_issued()[-1].permissions == {"contents": "read", "deployments": "write", "metadata": "read"}
 
 
 def test_production_deployment_is_marked_production(env):
@@ -205,6 +207,47 @@ def test_superseded_ends_inactive_and_the_step_succeeds(env):
     assert (result["state"], result["outcome"]) == ("inactive", "superseded")
     assert env.states("staging") == [["in_progress", "inactive"]]
     assert result["description"].startswith("Superseded: Argo CD synced 2222222 instead")
+
+
+def test_superseded_before_the_wait_started_ends_inactive_at_once(env, monkeypatch):
+    # Push SHA, then NEWER while SHA's data steps run; Argo CD already synced NEWER when SHA's deploy starts.
+    monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "30")
+    env.gh.add_commits(REPO, SHA, NEWER)
+    env.argo.set_state("data-staging", sync="Synced", revision=NEWER, operation_phase="Succeeded", health="Healthy")
+    started = time.monotonic()
+    result = env.deploy("staging")
+    # Not the 30 s time-out: after COMPARE_AFTER_SECONDS at NEWER, GitHub's compare says NEWER descends from SHA.
+    assert time.monotonic() - started < COMPARE_AFTER_SECONDS + 3
+    assert (result["state"], result["outcome"]) == ("inactive", "superseded")
+    assert result["description"] == "Superseded: Argo CD is at 2222222, a newer commit; 1111111 will not be live"
+    assert env.states("staging") == [["in_progress", "inactive"]]
+    assert env.gh.count("GET", r"/compare/1111111111111111111111111111111111111111\.\.\.2222") == 1
+
+
+def test_a_superseded_staging_supersedes_production_and_the_commit_still_succeeds(env, monkeypatch, tmp_path):
+    from steps.report import report_final
+
+    monkeypatch.setenv("RELEASE_WORKSPACE", str(tmp_path / "ws"))  # a local workspace: the outcome records
+    env.rollout("data-staging", timeline=superseded_timeline(SHA, NEWER, 0.02))
+    assert env.deploy("staging")["outcome"] == "superseded"
+    production = env.deploy("production")  # no "staging did not succeed (inactive)" failure
+    assert (production["outcome"], production["deployment_id"]) == ("superseded", 0)
+    assert production["description"].startswith("Superseded: staging moved on to a newer commit")
+    assert env.deployments("production") == []  # never rolled out: no deployment record
+    final = report_final(REPO, SHA, "Succeeded", "null", "", "")
+    assert final["state"] == "success"
+    assert final["description"].endswith("deployment to production, staging superseded by a newer commit")
+
+
+def test_an_older_revision_in_argo_cd_is_waited_for_not_superseded(env, monkeypatch):
+    # Argo CD still at the previous commit (behind SHA): it has not caught up yet, so keep waiting.
+    monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", str(COMPARE_AFTER_SECONDS + 1))
+    older = "0" * 40
+    env.gh.add_commits(REPO, older, SHA)
+    env.argo.set_state("data-staging", sync="Synced", revision=older, operation_phase="Succeeded", health="Healthy")
+    with pytest.raises(TimedOut):
+        env.deploy("staging")
+    assert env.gh.count("GET", r"/compare/") == 1  # asked once for that revision, not on every event
 
 
 def test_retry_reuses_the_deployment_it_created(env, monkeypatch):

@@ -215,7 +215,7 @@ SECRET_NEEDS = {
     "publish": {"s3"},
     "register": {"github", "s3"},  # one compare call: the latest pointer only moves forward
     "plan-deployments": set(),
-    "deploy-environment": {"github", "argocd"},
+    "deploy-environment": {"github", "argocd", "s3"},  # s3: the outcome record in the run workspace
     "report-final": {"github", "s3"},
     "report-pr-summary": {"github", "s3"},
 }
