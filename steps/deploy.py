@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 PERMISSIONS = {"deployments": "write", **COMPARE_PERMISSIONS}
 RETRIES_ENV = "STEP_RETRIES"
 REFRESH_ENV = "ARGOCD_REFRESH"
+RETIRE_LOOKBACK = 5
 
 
 def _api(
@@ -84,6 +85,26 @@ def _check_after(api: GitHubDeployments | RecordedDeployments, sha: str, environ
     if verdict == "running":
         raise InfraError(f"{after} is still deploying {short(sha)} ({latest}); {environment} waits for it")
     raise DataError(f"{after} did not succeed for {short(sha)} ({latest}); not deploying {environment}")
+
+
+def _retire_previous(api: GitHubDeployments | RecordedDeployments, environment: str, deployment_id: int) -> int | None:
+    """Mark the previous ``success`` of a production or transient environment ``inactive``; return its id.
+
+    GitHub's ``auto_inactive`` skips production and transient environments
+    (https://docs.github.com/rest/deployments/statuses#create-a-deployment-status), so their old deployments
+    would stay ``success`` beside the new one. Newest first, stop at the first ``success`` (retired) or
+    ``inactive`` (older ones were retired by the run that made it); at most ``RETIRE_LOOKBACK`` look-ups.
+    """
+    for older in api.recent_ids(environment, RETIRE_LOOKBACK + 1):
+        if older >= deployment_id:
+            continue
+        state = api.latest_state(older)
+        if state == "success":
+            api.set_status(older, "inactive", f"Replaced by deployment {deployment_id}")
+            return older
+        if state == "inactive":
+            return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -271,6 +292,11 @@ def deploy_environment(
     text = report(state, outcome_description(outcome.kind, argocd_app, sha, outcome.reason))
     record = {"environment": environment, "outcome": outcome.kind, "sha": sha, "revision": outcome.revision}
     write_deploy_outcome(environment, record)
+    if state == "success" and (production or transient):
+        try:
+            _retire_previous(api, environment, deployment_id)
+        except StepError as exc:  # this deployment's success stands; the old one is retired next time
+            log.warning("could not retire the previous %s deployment: %s", environment, exc.summary)
     log.info(
         "%s %s@%s: %s via %s in %.1f s (%s)",
         environment,

@@ -138,6 +138,26 @@ class GitHubDeployments:
         )
         return [str(s["state"]) for s in found]
 
+    def recent_ids(self, environment: str, limit: int) -> list[int]:
+        """The ids of the newest ``limit`` ``deploy`` deployments of ``environment``, newest first (one request)."""
+        found = self._request(
+            f"list the recent {environment} deployments",
+            "GET",
+            "/deployments",
+            parameters={"environment": environment, "task": TASK, "per_page": limit},
+        )
+        return [int(d["id"]) for d in found]
+
+    def latest_state(self, deployment_id: int) -> str | None:
+        """The state of a deployment's newest status, or None without one (one request)."""
+        found = self._request(
+            f"read the latest status of deployment {deployment_id}",
+            "GET",
+            f"/deployments/{deployment_id}/statuses",
+            parameters={"per_page": 1},
+        )
+        return str(found[0]["state"]) if found else None
+
     def ids(self, environment: str) -> list[int]:
         """The ids of every deployment of ``environment``, newest first (all pages)."""
 
@@ -243,6 +263,15 @@ class RecordedDeployments:
     def states(self, deployment_id: int) -> list[str]:
         """Same as ``GitHubDeployments.states``."""
         return [e["state"] for e in reversed(self._entries("deployment_status")) if e["deployment_id"] == deployment_id]
+
+    def recent_ids(self, environment: str, limit: int) -> list[int]:
+        """Same as ``GitHubDeployments.recent_ids``."""
+        return self.ids(environment)[:limit]
+
+    def latest_state(self, deployment_id: int) -> str | None:
+        """Same as ``GitHubDeployments.latest_state``."""
+        states = self.states(deployment_id)
+        return states[0] if states else None
 
     def ids(self, environment: str) -> list[int]:
         """Same as ``GitHubDeployments.ids``."""

@@ -289,6 +289,24 @@ def test_a_newer_success_makes_the_older_deployment_inactive(env):
     assert older.statuses[-1].auto and [s.state for s in newer.statuses] == ["in_progress", "success"]
 
 
+@pytest.mark.parametrize("environment", ["production", "preview/pr-7"])
+def test_a_newer_success_retires_the_old_production_or_preview_deployment(env, environment):
+    # GitHub's auto_inactive skips production and transient environments; the step retires the old one itself.
+    app, event, pr = (
+        ("data-prod", PUSH, "")
+        if environment == "production"
+        else ("data-pr-7", ("pull_request", "refs/pull/7/head"), "7")
+    )
+    for sha in (SHA, NEWER):
+        env.rollout(app, sha=sha, timeline=rollout_timeline(sha, 0.02))
+        changes = {"after": ""} if environment == "production" else {}
+        assert env.deploy(environment, sha=sha, event=event, pr_number=pr, **changes)["state"] == "success"
+    older, newer = env.deployments(environment)
+    assert [s.state for s in older.statuses] == ["in_progress", "success", "inactive"]
+    assert not older.statuses[-1].auto and older.statuses[-1].description == f"Replaced by deployment {newer.id}"
+    assert [s.state for s in newer.statuses] == ["in_progress", "success"]
+
+
 def test_an_environment_without_argocd_app_never_gets_a_fake_success(env):
     with pytest.raises(ConfigError, match="docs of acme/data has no argocdApp"):
         deploy_environment(REPO, SHA, "docs", "", installation_id="", app_id="", workflow_name=WORKFLOW)
