@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class LostAnswer(InfraError):
+    """GitHub did not answer (connection dropped or timed out): the request may or may not have been carried out."""
+
+
 class BudgetRetry(GithubRetry):
     """``GithubRetry`` that stops once a call's retries would outlast ``budget`` seconds.
 
@@ -48,6 +52,15 @@ class BudgetRetry(GithubRetry):
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
     ) -> BudgetRetry:
+        if error is not None and response is None and (method or "").upper() == "POST":
+            if not self._is_connection_error(error):
+                # Sent, then no answer (a dropped connection, a read time-out): GitHub may have carried the create
+                # out. Never resend it here; RepoClient.create looks up what the lost attempt made first.
+                raise MaxRetryError(
+                    _pool,  # type: ignore[arg-type]  # urllib3 itself passes None here
+                    url or "",
+                    error,
+                ) from error
         deadline = self.deadline if self.deadline is not None else time.monotonic() + self.budget
         retry = super().increment(method, url, response, error, _pool, _stacktrace)  # type: ignore[arg-type]
         assert isinstance(retry, BudgetRetry)  # new() keeps the class
@@ -175,7 +188,9 @@ class RepoClient:
             except GithubException as exc:
                 raise github_error(exc, action, self.repository) from None
             except requests.RequestException as exc:
-                raise InfraError(
+                # A retry budget spent on answers (5xx, rate limits) is final; no answer at all may hide a write.
+                kind = InfraError if isinstance(exc, requests.exceptions.RetryError) else LostAnswer
+                raise kind(
                     f"GitHub unreachable to {action} in {self.repository}: {type(exc).__name__}",
                     detail=f"{action} in {self.repository}: {exc}",
                 ) from None
@@ -196,7 +211,7 @@ class RepoClient:
         while True:
             try:
                 return self.call(action, fn)
-            except InfraError as exc:
+            except LostAnswer as exc:
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("%s; looking up what GitHub made before trying again in %.1f s", exc.summary, delay)
@@ -222,4 +237,4 @@ def github_error(exc: GithubException, action: str, repository: str) -> Exceptio
     return InfraError(text)
 
 
-__all__ = ["BudgetRetry", "RepoClient", "github_error", "github_for", "make_retry"]
+__all__ = ["BudgetRetry", "LostAnswer", "RepoClient", "github_error", "github_for", "make_retry"]

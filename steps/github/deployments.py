@@ -35,7 +35,9 @@ class GitHubDeployments:
         self.client = client
 
     def _request(self, action: str, method: str, path: str, **kw: Any) -> Any:
-        return self.client.call(action, self._act(action, method, path, **kw))
+        act = self._act(action, method, path, **kw)
+        # A deployment status sent twice is harmless: a lost POST is sent again (creates go through create()).
+        return self.client.create(action, act) if method == "POST" else self.client.call(action, act)
 
     def _act(self, action: str, method: str, path: str, **kw: Any) -> Callable[[Repository], Any]:
         def act(repository: Repository) -> Any:

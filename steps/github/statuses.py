@@ -86,7 +86,8 @@ def set_commit_status(
         commit.create_status(state, target_url or GithubObject.NotSet, description, context)
         return True
 
-    posted = client.call("set the commit status", act)
+    # A repeated status is harmless (the same state again), so a lost POST is simply sent again.
+    posted = client.create("set the commit status", act)
     log.info("commit status %s %s@%s: %s%s", context, repo, sha[:7], state, "" if posted else " (unchanged)")
     return StatusResult(repo, sha, state, description, context, target_url, posted)
 

@@ -250,6 +250,19 @@ def test_an_older_revision_in_argo_cd_is_waited_for_not_superseded(env, monkeypa
     assert env.gh.count("GET", r"/compare/") == 1  # asked once for that revision, not on every event
 
 
+def test_a_connection_dropped_after_github_created_the_deployment_leaves_exactly_one(env):
+    from tests.support.emulators.github import Fault
+
+    env.gh.add_fault(Fault("drop_after", method="POST", path_regex=r"/deployments$"))
+    env.rollout("data-staging")
+    result = env.deploy("staging")
+    [deployment] = env.deployments("staging")  # not a second one beside a first without any status
+    assert result["deployment_id"] == deployment.id and result["state"] == "success"
+    assert [s.state for s in deployment.statuses] == ["in_progress", "success"]
+    posts = [c for c in env.gh.calls if c.method == "POST" and c.api_path.endswith("/deployments")]
+    assert len(posts) == 1  # the lost POST was not resent: the look-up found what it made
+
+
 def test_retry_reuses_the_deployment_it_created(env, monkeypatch):
     monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "0.3")
     with pytest.raises(TimedOut):

@@ -228,6 +228,18 @@ def test_marker_is_found_on_page_three_and_nobody_elses_comment_is_touched(githu
     no_invalid(github_env)
 
 
+def test_a_connection_dropped_after_github_created_the_comment_leaves_exactly_one(github_env):
+    from tests.support.emulators.github import Fault
+
+    github_env.add_pull_request(REPO, PR)
+    github_env.add_fault(Fault("drop_after", method="POST", path_regex=r"/issues/\d+/comments$"))
+    client = repo_client(REPO, PERMISSIONS, installation_id=github_env.installation_id)
+    upsert_pr_comment(client, PR, MARKER + "\nv1", marker=MARKER, app_id=github_env.app_id)
+    assert [c.body for c in github_env.comments(REPO, PR)] == [MARKER + "\nv1"]
+    assert github_env.count("POST", r"/comments$") == 1  # found by its marker, not sent again
+    no_invalid(github_env)
+
+
 def test_found_on_page_one_stops_paging(github_env):
     github_env.add_pull_request(REPO, PR)
     client = repo_client(REPO, PERMISSIONS, installation_id=github_env.installation_id)
