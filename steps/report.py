@@ -9,6 +9,7 @@ from steps.github.check_runs import PERMISSIONS as CHECK_PERMISSIONS
 from steps.github.check_runs import CheckRunResult, check_output, create_check_run
 from steps.github.comments import PERMISSIONS as COMMENT_PERMISSIONS
 from steps.github.comments import CommentResult, upsert_pr_comment
+from steps.github.deployments import GitHubDeployments, RecordedDeployments
 from steps.github.statuses import check_target, post_status
 from steps.policy.deploy import superseded_note
 from steps.policy.report import RunSummary, build_annotations, check_run_output, comment_marker, pr_comment_body
@@ -39,8 +40,12 @@ def report_final(
     installation_id: int | None = None,
     app_id: int | None = None,
     summary: str = "",
+    workflow_name: str = "",
 ) -> dict[str, Any]:
     """Step (exit handler): post the final state from ``{{workflow.status}}`` and ``{{workflow.failures}}``.
+
+    A run that did not succeed may have left deployments ``in_progress`` (a deploy pod killed by the deadline
+    or a node loss never reports): after the commit status, this run's unfinished deployments end ``error``.
 
     Args:
         repo: ``owner/name``.
@@ -50,6 +55,7 @@ def report_final(
         installation_id: The registration's installation id (looked up when empty).
         app_id: The App id (``$GITHUB_APP_ID`` when empty).
         summary: Optional success text (e.g. tables and rows released).
+        workflow_name: ``{{workflow.name}}``, the ``payload.workflow`` of this run's deployments.
     """
     failures = parse_failures(workflow_failures)
     state = final_state(workflow_status, failures)
@@ -62,7 +68,32 @@ def report_final(
     for failure in failures:
         log.error("failed node %s (%s): %s", failure.display_name, failure.template_name, failure.message)
     description = final_description(workflow_status, failures, summary)
-    return post_status(repo, sha, state, description, installation_id, app_id)
+    posted = post_status(repo, sha, state, description, installation_id, app_id)
+    if workflow_status != "Succeeded" and workflow_name:
+        posted["deployments_ended"] = _end_unfinished(repo, sha, workflow_name, installation_id, app_id)
+    return posted
+
+
+def _end_unfinished(repo: str, sha: str, workflow: str, installation_id: int | None, app_id: int | None) -> list[int]:
+    """Turn this run's queued or in-progress deployments ``error``; best effort (the status is already out)."""
+    settings = GitHubStepSettings.from_env()
+    try:
+        if settings.record_file:
+            api: GitHubDeployments | RecordedDeployments = RecordedDeployments(settings.record_file, repo)
+        else:
+            permissions = {"deployments": "write"}
+            client = repo_client(repo, permissions, installation_id=installation_id, app_id=app_id, settings=settings)
+            api = GitHubDeployments(client)
+        ended = []
+        for deployment_id, environment in api.unfinished_of_run(sha, workflow):
+            api.set_status(deployment_id, "error", f"{workflow} ended before {environment} reported; see the run")
+            ended.append(deployment_id)
+        if ended:
+            log.warning("%s: ended %d unfinished deployment(s) of %s as error", repo, len(ended), workflow)
+        return ended
+    except StepError as exc:
+        log.error("could not end the unfinished deployments of %s: %s", workflow, exc.summary)
+        return []
 
 
 def _pr_number(event: str, pr_number: int | None) -> int:

@@ -174,7 +174,10 @@ def release_template(config: Config) -> WorkflowTemplate:
         with Steps(name="exit-handler") as exit_handler:
             outcome = {"workflow_status": "{{workflow.status}}", "workflow_failures": "{{workflow.failures}}"}
             with exit_handler.parallel():
-                final(name="report-final", arguments={**who, **github_ids, **outcome})
+                final(
+                    name="report-final",
+                    arguments={**who, **github_ids, **outcome, "workflow_name": "{{workflow.name}}"},
+                )
                 summary(
                     name="report-pr-summary",
                     arguments={**who, **github_ids, **outcome, "event": p["event"], "pr_number": p["pr_number"]},

@@ -21,6 +21,7 @@ from steps.runtime.settings import record
 log = logging.getLogger(__name__)
 
 TASK = "deploy"
+UNFINISHED = ("queued", "pending", "in_progress")
 REQUIRED_CONTEXTS_ENV = "GITHUB_REQUIRED_CONTEXTS"
 
 
@@ -160,6 +161,21 @@ class GitHubDeployments:
         )
         return str(found[0]["state"]) if found else None
 
+    def unfinished_of_run(self, sha: str, workflow: str) -> list[tuple[int, str]]:
+        """``(id, environment)`` of the deployments of ``sha`` made by ``workflow`` still queued or in progress."""
+        found = self._request(
+            f"find the deployments of {short(sha)} by {workflow}",
+            "GET",
+            "/deployments",
+            parameters={"sha": sha, "task": TASK, "per_page": 100},
+        )
+        ours = [d for d in found if (d.get("payload") or {}).get("workflow") == workflow]
+        return [
+            (int(d["id"]), str(d["environment"]))
+            for d in ours
+            if self.latest_state(int(d["id"])) in (None, *UNFINISHED)
+        ]
+
     def ids(self, environment: str) -> list[int]:
         """The ids of every deployment of ``environment``, newest first (all pages)."""
 
@@ -274,6 +290,13 @@ class RecordedDeployments:
         """Same as ``GitHubDeployments.latest_state``."""
         states = self.states(deployment_id)
         return states[0] if states else None
+
+    def unfinished_of_run(self, sha: str, workflow: str) -> list[tuple[int, str]]:
+        """Same as ``GitHubDeployments.unfinished_of_run``."""
+        ours = [e for e in self._live() if e["sha"] == sha and (e.get("payload") or {}).get("workflow") == workflow]
+        return [
+            (int(e["id"]), e["environment"]) for e in ours if self.latest_state(int(e["id"])) in (None, *UNFINISHED)
+        ]
 
     def ids(self, environment: str) -> list[int]:
         """Same as ``GitHubDeployments.ids``."""

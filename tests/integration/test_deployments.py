@@ -263,6 +263,42 @@ def test_a_connection_dropped_after_github_created_the_deployment_leaves_exactly
     assert len(posts) == 1  # the lost POST was not resent: the look-up found what it made
 
 
+def test_the_exit_handler_ends_this_runs_deployments_left_in_progress(env):
+    # The deploy pod was killed mid-wait (deadline, node loss): its deployment says in_progress forever unless
+    # the exit handler ends it. Another workflow's deployment of the same sha is left alone.
+    from steps.github.app import repo_client
+    from steps.github.deployments import GitHubDeployments
+    from steps.report import report_final
+
+    api = GitHubDeployments(repo_client(REPO, {"deployments": "write"}, installation_id=11111111))
+
+    def started(environment: str, workflow: str) -> int:
+        made = api.create(
+            SHA,
+            environment,
+            production=False,
+            transient=False,
+            payload={"workflow": workflow, "argo_ui": ""},
+            required_contexts=[],
+            description="x",
+        )
+        api.set_status(made, "in_progress", "waiting for Argo CD")
+        return made
+
+    ours, theirs = started("staging", WORKFLOW), started("production", "release-data-prep-other")
+    final = report_final(REPO, SHA, "Failed", "null", "", "", workflow_name=WORKFLOW)
+    assert final["state"] == "failure" and final["deployments_ended"] == [ours]
+    assert env.states("staging") == [["in_progress", "error"]]
+    assert env.deployments("staging")[0].statuses[-1].description.startswith(f"{WORKFLOW} ended before staging")
+    assert env.states("production") == [["in_progress"]] and theirs != ours  # not ours
+    again = report_final(REPO, SHA, "Failed", "null", "", "", workflow_name=WORKFLOW)
+    assert again["deployments_ended"] == []  # a second pass changes nothing
+    assert env.gh.count("POST", r"/deployments/\d+/statuses") == 3
+    lookups = env.gh.count("GET", r"/deployments")
+    assert report_final(REPO, SHA, "Succeeded", "null", "", "", workflow_name=WORKFLOW)["state"] == "success"
+    assert env.gh.count("GET", r"/deployments") == lookups  # a success looks no deployment up
+
+
 def test_retry_reuses_the_deployment_it_created(env, monkeypatch):
     monkeypatch.setenv("ARGOCD_TIMEOUT_SECONDS", "0.3")
     with pytest.raises(TimedOut):
