@@ -54,7 +54,13 @@ def registrations(count: int) -> list[dict[str, Any]]:
         if i % 2 == 0:
             reg["environments"] = [
                 {"name": "staging", "argocdApp": f"{name}-staging"},
-                {"name": "production", "argocdApp": f"{name}-production", "after": "staging", "production": True},
+                {
+                    "name": "production",
+                    "argocdApp": f"{name}-production",
+                    "after": "staging",
+                    "production": True,
+                    "argocd": {"destinationNamespace": name},
+                },
             ]
         if i % 10 == 0:
             reg["preview"] = {"enabled": True, "argocdApp": f"{name}-pr-{{pr}}"}

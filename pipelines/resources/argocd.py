@@ -18,19 +18,20 @@ AUTOMATED = {"prune": False, "selfHeal": True}
 
 def application(config: Config, reg: RepoRegistration, env: Environment, name: str) -> dict[str, Any]:
     """The Application ``name`` of one environment of a registration (names are checked when the config loads)."""
-    destination = {"server": reg.argocd.destination_server}
-    if reg.argocd.destination_namespace:
-        destination["namespace"] = reg.argocd.destination_namespace
+    settings = reg.argocd_for(env)
+    destination = {"server": settings.destination_server}
+    if settings.destination_namespace:
+        destination["namespace"] = settings.destination_namespace
     spec: dict[str, Any] = {
-        "project": reg.argocd.project or config.argocd.project,
+        "project": settings.project or config.argocd.project,
         "source": {
             "repoURL": reg.repo_url,
-            "path": reg.argocd.path,
-            "targetRevision": reg.argocd.target_revision or env.branch,
+            "path": settings.path,
+            "targetRevision": settings.target_revision or env.branch,
         },
         "destination": destination,
     }
-    if reg.argocd.automated:
+    if settings.automated:
         spec["syncPolicy"] = {"automated": dict(AUTOMATED)}
     return {
         "apiVersion": "argoproj.io/v1alpha1",

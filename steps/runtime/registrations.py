@@ -44,6 +44,28 @@ class _Model(BaseModel):
     )
 
 
+class ArgoCDSource(_Model):
+    """Source and destination of the registration's Argo CD Application."""
+
+    path: str = "deploy"
+    target_revision: str | None = None
+    destination_namespace: str | None = None
+    destination_server: str = "https://kubernetes.default.svc"
+    project: str | None = None
+    automated: StrictBool = True
+
+
+class ArgoCDOverride(_Model):
+    """Per-environment changes to the registration's ``argocd`` block (only the keys given change)."""
+
+    path: str | None = None
+    target_revision: str | None = None
+    destination_namespace: str | None = None
+    destination_server: str | None = None
+    project: str | None = None
+    automated: StrictBool | None = None
+
+
 class Environment(_Model):
     """One GitHub deployment environment, fed by one branch and backed by one Argo CD Application."""
 
@@ -53,6 +75,7 @@ class Environment(_Model):
     url: str | None = None
     production: StrictBool = False
     after: str | None = None
+    argocd: ArgoCDOverride = ArgoCDOverride()  # this environment's own Application settings
 
 
 class Preview(_Model):
@@ -65,17 +88,6 @@ class Preview(_Model):
     namespace: str | None = None  # the preview's destination namespace; default: the Application's name
     require_label: str | None = None  # only pull requests with this label get a preview (e.g. from forks)
     requeue_after_seconds: StrictInt = Field(300, ge=30)  # how often Argo CD lists the pull requests
-
-
-class ArgoCDSource(_Model):
-    """Source and destination of the registration's Argo CD Application."""
-
-    path: str = "deploy"
-    target_revision: str | None = None
-    destination_namespace: str | None = None
-    destination_server: str = "https://kubernetes.default.svc"
-    project: str | None = None
-    automated: StrictBool = True
 
 
 class RepoRegistration(_Model):
@@ -100,6 +112,15 @@ class RepoRegistration(_Model):
         parts = self.repo_url.rstrip("/").removesuffix(".git").split("/")
         return f"{parts[-2]}/{parts[-1]}"
 
+    def argocd_for(self, env: Environment) -> ArgoCDSource:
+        """The Application settings of ``env``: the registration's block with the environment's changes.
+
+        An environment with ``after:`` is promoted by the deploy step (a sync to the commit once the one it
+        follows succeeded), so its Application is never auto-synced.
+        """
+        merged = self.argocd.model_copy(update=env.argocd.model_dump(exclude_none=True))
+        return merged.model_copy(update={"automated": False}) if env.after is not None else merged
+
     @property
     def owner(self) -> str:
         """The organization or user that owns the repository."""
@@ -118,6 +139,29 @@ class RepoRegistration(_Model):
                 found.append(
                     (f"environments[{j}].after", f"{env.name!r} comes after unknown environment {env.after!r}")
                 )
+        targets: dict[tuple[str | None, ...], str] = {}
+        for j, env in enumerate(self.environments):
+            if env.after is not None and env.argocd.automated:
+                found.append(
+                    (
+                        f"environments[{j}].argocd.automated",
+                        f"{env.name!r} is promoted after {env.after!r} by a sync "
+                        "to the commit; it cannot also auto-sync: remove automated",
+                    )
+                )
+            if not env.argocd_app:
+                continue
+            a = self.argocd_for(env)
+            key = (a.path, a.target_revision or env.branch, a.destination_server, a.destination_namespace)
+            if key in targets:
+                found.append(
+                    (
+                        f"environments[{j}].argocd",
+                        f"{env.name!r} and {targets[key]!r} would deploy the same path and revision to the same "
+                        "destination and fight over it; give one its own argocd.destinationNamespace (or path)",
+                    )
+                )
+            targets.setdefault(key, env.name)
         if self.data_path.startswith("/") or ".." in Path(self.data_path).parts:
             found.append(("dataPath", f"{self.data_path!r} must be a relative path inside the repository"))
         if found:
@@ -230,6 +274,7 @@ __all__ = [
     "DEFAULT_DATA_PATH",
     "DEFAULT_REGISTRATIONS",
     "REGISTRATIONS_ENV",
+    "ArgoCDOverride",
     "ArgoCDSource",
     "Environment",
     "Preview",

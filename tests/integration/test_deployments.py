@@ -34,6 +34,7 @@ def registration(**changes) -> dict:
                 "url": "https://data.example.org",
                 "production": True,
                 "after": "staging",
+                "argocd": {"destinationNamespace": "data"},
             },
             {"name": "staging", "argocdApp": "data-staging", "url": "https://staging.data.example.org"},
             {"name": "docs"},

@@ -195,7 +195,7 @@ def test_bad_yaml_and_missing_file(tmp_path):
 def test_deploys_that_cannot_fit_the_workflow_deadline_are_refused_at_load(tmp_path):
     envs = [
         {"name": "staging", "argocdApp": "data-staging"},
-        {"name": "production", "argocdApp": "data-prod", "after": "staging"},
+        {"name": "production", "argocdApp": "data-prod", "after": "staging", "argocd": {"destinationNamespace": "d"}},
     ]
     data = {
         "workflow": {"activeDeadlineSeconds": 2400, "retryLimit": 3},

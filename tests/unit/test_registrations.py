@@ -88,7 +88,13 @@ def test_a_thousand_registrations_render_several_configmaps_each_mounted_and_und
     for r in regs:  # realistic, larger entries: two environments with URLs
         r["environments"] = [
             {"name": "staging", "argocdApp": f"{r['name']}-staging", "url": f"https://{r['name']}.staging.example.com"},
-            {"name": "production", "argocdApp": f"{r['name']}-prod", "after": "staging", "production": True},
+            {
+                "name": "production",
+                "argocdApp": f"{r['name']}-prod",
+                "after": "staging",
+                "production": True,
+                "argocd": {"destinationNamespace": f"{r['name']}-prod"},
+            },
         ]
     config = Config.model_validate({"repoRegistrations": regs})
     maps = workflows.registrations_configmaps(config)
