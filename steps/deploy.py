@@ -2,11 +2,12 @@
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from steps.argocd.client import ArgoCDClient
+from steps.argocd.client import ArgoCDClient, OperationRunning
 from steps.argocd.settings import ArgoCDSettings, app_ui_url
 from steps.argocd.watch import Outcome
 from steps.github.app import repo_client
@@ -40,6 +41,7 @@ PERMISSIONS = {"deployments": "write", **COMPARE_PERMISSIONS}
 RETRIES_ENV = "STEP_RETRIES"
 REFRESH_ENV = "ARGOCD_REFRESH"
 RETIRE_LOOKBACK = 5
+PROMOTE_WAIT_SECONDS = 60.0  # for another operation on the app (a manual sync) to finish before promoting
 
 
 def _api(
@@ -153,6 +155,22 @@ def plan_deployments(repo: str, event: str, ref: str, pr_number: int | None = No
         items = []
     log.info("%s %s %s: deploying to %s", repo, event, ref, [i["environment"] for i in items] or "nothing")
     return items
+
+
+def _promote(argocd: ArgoCDSettings, app: str, sha: str, project: str | None) -> None:
+    """Ask Argo CD to sync ``app`` to ``sha``, waiting (up to ``PROMOTE_WAIT_SECONDS``) for a running operation."""
+    client = ArgoCDClient(argocd)
+    deadline = time.monotonic() + PROMOTE_WAIT_SECONDS
+    while True:
+        try:
+            client.sync(app, sha, project=project)
+            log.info("asked Argo CD to sync %s to %s (promotion)", app, short(sha))
+            return
+        except OperationRunning as exc:
+            if time.monotonic() + argocd.poll_seconds > deadline:
+                log.warning("%s; waiting for Argo CD without a sync of our own", exc.summary)
+                return
+            time.sleep(argocd.poll_seconds)
 
 
 def _newer_than(api: GitHubDeployments | RecordedDeployments, sha: str) -> Callable[[str], bool] | None:
@@ -278,6 +296,8 @@ def deploy_environment(
     try:
         report("in_progress", in_progress_description(argocd_app, sha))
         project = registration.argocd.project or argocd.project or None
+        if after:  # a promotion: this Application does not auto-sync; sync it to the commit now
+            _promote(argocd, argocd_app, sha, project)
         # A retried attempt waits only for what is left of the first attempt's budget, so the worst case of
         # the step is one timeout plus the retries' backoff (checked against the workflow deadline at load).
         budget = max(argocd.timeout_seconds - age, 0.0)

@@ -29,6 +29,10 @@ def _error_message(response: requests.Response) -> str:
     return str(body.get("message") or body.get("error") or "") if isinstance(body, dict) else ""
 
 
+class OperationRunning(InfraError):
+    """Argo CD refused a sync because another operation on the app is still running."""
+
+
 class ArgoCDClient:
     """A small Argo CD API client (one ``requests`` session, bearer token, TLS as configured).
 
@@ -97,6 +101,41 @@ class ArgoCDClient:
         if response.status_code == 400:
             error = ConfigError(f"Argo CD refused the request for application {name!r}: {_error_message(response)}")
         raise error
+
+    def sync(self, name: str, revision: str, *, project: str | None = None) -> dict[str, Any]:
+        """``POST /api/v1/applications/{name}/sync`` to ``revision``: promote a commit to an app without auto-sync.
+
+        Needs the token's account to hold ``applications, sync, <project>/<name>`` in Argo CD RBAC.
+
+        Raises:
+            OperationRunning: another sync operation is in progress (FailedPrecondition, HTTP 400).
+            ConfigError: 401, 403 (missing app, or no ``sync`` permission: the message names the RBAC line).
+            InfraError: Argo CD unreachable or answering 5xx.
+        """
+        url = f"{self.settings.server_url}/api/v1/applications/{name}/sync"
+        body: dict[str, Any] = {"revision": revision, "prune": False}
+        if project:
+            body["project"] = project
+        try:
+            response = self._session.post(url, json=body, timeout=self.settings.request_timeout)
+        except requests.RequestException as exc:
+            raise InfraError(f"Argo CD at {self.settings.server_url} unreachable: {type(exc).__name__}") from None
+        if response.status_code == 200:
+            app: dict[str, Any] = response.json()
+            return app
+        message = _error_message(response)
+        if response.status_code == 400 and "another operation is already in progress" in message:
+            raise OperationRunning(
+                f"Argo CD is already running an operation on {name}; the sync to {revision[:7]} waits"
+            )
+        if response.status_code == 403 and "sync" in message:
+            where = f"{project or '<project>'}/{name}"
+            raise ConfigError(
+                f"Argo CD token may not sync {name}: add 'p, <role>, applications, sync, {where}, allow' to "
+                f"argocd-rbac-cm for its account",
+                detail=f"403 {message}",
+            )
+        raise self._refused(response, name, project)
 
     def watch(
         self, name: str, *, project: str | None = None, holder: list[requests.Response] | None = None
@@ -208,5 +247,6 @@ __all__ = [
     "REFRESH_TIMEOUT_SECONDS",
     "AppNotFound",
     "ArgoCDClient",
+    "OperationRunning",
     "STREAM_UNAVAILABLE",
 ]

@@ -173,13 +173,27 @@ def test_happy_path_in_four_github_calls(env):
     assert env.gh.tokens_issued()[-1].permissions == {"contents": "read", "deployments": "write", "metadata": "read"}
 
 
-def test_production_deployment_is_marked_production(env):
+def test_production_is_promoted_by_a_sync_to_the_sha_only_after_staging_succeeded(env):
     env.rollout("data-staging")
     env.deploy("staging")
-    env.rollout("data-prod")
-    assert env.deploy("production")["state"] == "success"
+    assert env.argo.sync_requests == []  # staging auto-syncs; nothing asked of Argo CD for it
+    assert env.deploy("production")["state"] == "success"  # no rollout scripted: only the sync starts one
+    assert env.argo.sync_requests == [("data-prod", SHA)]
     [prod] = env.deployments("production")
     assert prod.production_environment and [s.state for s in prod.statuses] == ["in_progress", "success"]
+    sync = next(c for c in env.argo.calls if c.path.endswith("/sync"))
+    assert sync.body == {"revision": SHA, "prune": False}
+
+
+def test_a_token_without_sync_permission_fails_the_promotion_with_the_rbac_line(env):
+    env.rollout("data-staging")
+    env.deploy("staging")
+    env.argo.sync_denied.add("data-prod")
+    with pytest.raises(
+        ConfigError, match=r"may not sync data-prod: add .p, <role>, applications, sync, <project>/data-prod"
+    ):
+        env.deploy("production")
+    assert env.states("production") == [["in_progress", "failure"]]
 
 
 def test_degraded_fails_the_step_and_clips_argo_cds_message(env):
@@ -372,7 +386,7 @@ def test_after_gate_refuses_production_before_staging_succeeded(env):
     with pytest.raises(DataError) as err:
         env.deploy("production")
     assert err.value.summary == "staging did not succeed for 1111111 (no deployment); not deploying production"
-    assert env.deployments("production") == []
+    assert env.deployments("production") == [] and env.argo.sync_requests == []  # never promoted before staging
 
 
 def test_after_gate_waits_for_a_staging_rollout_still_running(env):

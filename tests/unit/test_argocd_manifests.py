@@ -294,6 +294,7 @@ def test_applications_follow_the_registration(config):
         "targetRevision": "main",
     }
     assert production["spec"]["source"]["targetRevision"] == "release"
+    assert "syncPolicy" not in production["spec"]  # after: staging: promoted by a sync to the commit, never auto
     assert staging["spec"]["destination"] == {"server": "https://kubernetes.default.svc"}
     assert staging["spec"]["syncPolicy"] == {"automated": argocd_apps.AUTOMATED}
     assert staging["metadata"]["annotations"][notifications.ENVIRONMENT_URL_ANNOTATION] == "https://staging.acme.test"

@@ -130,6 +130,10 @@ class ArgoCDEmulator(GrpcGatewayEmulator):
         # Seconds a GET with ?refresh= blocks before answering, like the real server waiting for the controller
         # to reconcile the app (argo-cd server/application/application.go, Get with a refresh).
         self.refresh_delay = 0.0
+        # POST .../sync: (app, revision) asked for; apps whose sync the token may not run ('applications, sync').
+        self.sync_requests: list[tuple[str, str]] = []
+        self.sync_denied: set[str] = set()
+        self.sync_step_s = 0.02  # the pace of the rollout a sync starts
         self.stream_connections = 0
         self.stream_unavailable = False
         self.stream_unavailable_status = 501
@@ -145,6 +149,7 @@ class ArgoCDEmulator(GrpcGatewayEmulator):
                 "ApplicationService_List": self._list,
                 "ApplicationService_Get": self._get,
                 "ApplicationService_Watch": self._watch,
+                "ApplicationService_Sync": self._sync,
                 "SessionService_Create": self._session,
             }
         )
@@ -512,6 +517,41 @@ class ArgoCDEmulator(GrpcGatewayEmulator):
         with self._changed:
             app.reconciled_at = utc_now()
             return self._emit("MODIFIED", app)
+
+    def _sync(self, ctx: RequestContext) -> dict[str, Any]:
+        """``POST /api/v1/applications/{name}/sync``: start a sync operation to ``revision`` and roll it out.
+
+        Like argo-cd server/application/application.go Sync: the app must be visible (403 otherwise, as for a
+        get), the token needs ``applications, sync``, and an operation already running is FailedPrecondition
+        "another operation is already in progress". The rollout then plays: Running, Synced + Progressing,
+        Healthy, at ``sync_step_s`` intervals.
+        """
+        name = ctx.path_args["name"]
+        body = ctx.body or {}
+        if not ctx.allowed:
+            raise GrpcError(7, "permission denied")
+        with self._changed:
+            app = self._apps.get(name)
+            if app is None or (body.get("project") and body["project"] != app.project):
+                raise GrpcError(7, "permission denied")
+            if name in self.sync_denied:
+                raise GrpcError(7, f"permission denied: applications, sync, {app.project}/{name}")
+            if app.operation_phase == "Running":
+                raise GrpcError(9, "another operation is already in progress")
+            revision = str(body.get("revision") or app.revision)
+            self.sync_requests.append((name, revision))
+            self._apply(app, {"sync": "OutOfSync", "revision": revision})
+            self._apply(app, {"operation_phase": "Running"})
+            answer = self._emit("MODIFIED", app)
+        step = self.sync_step_s
+        self.play(
+            name,
+            [
+                (step, {"sync": "Synced", "operation_phase": "Succeeded", "health": "Progressing"}),
+                (step, {"health": "Healthy"}),
+            ],
+        )
+        return answer
 
     def _watch(self, ctx: RequestContext) -> Response:
         if self.stream_unavailable:

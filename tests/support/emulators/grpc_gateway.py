@@ -31,7 +31,7 @@ from werkzeug.wrappers import Request, Response
 SPECS_DIR = Path(__file__).resolve().parent.parent / "specs"
 
 #: HTTP status per gRPC code, as grpc-gateway's ``runtime.HTTPStatusFromCode`` maps them.
-GRPC_HTTP_STATUS = {3: 400, 5: 404, 6: 409, 7: 403, 10: 409, 12: 501, 13: 500, 16: 401}
+GRPC_HTTP_STATUS = {3: 400, 5: 404, 6: 409, 7: 403, 9: 400, 10: 409, 12: 501, 13: 500, 16: 401}
 
 _PATH_PARAM = re.compile(r"\{([^}]+)\}")
 
