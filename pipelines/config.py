@@ -217,6 +217,14 @@ def conflicts(config: Config) -> list[tuple[str, str]]:
     installations: dict[int, tuple[int, str]] = {}
     for i, reg in enumerate(config.repo_registrations):
         where = f"repoRegistrations[{i}]"
+        if reg.s3_credentials_secret and not config.s3.credentials_secret:
+            out.append(
+                (
+                    f"{where}.s3CredentialsSecret",
+                    "a registration's own S3 Secret replaces s3.credentialsSecret, which is null (credentials from "
+                    "the pod's identity); set s3.credentialsSecret or remove s3CredentialsSecret",
+                )
+            )
         if reg.name in names:
             out.append(
                 (

@@ -14,6 +14,7 @@ RELEASE_PARAMETERS: dict[str, str] = {
     "app-id": "",  # GitHub App of that installation
     "data-path": "",  # empty: the registration's dataPath
     "deploy": "true",  # "false": skip the deployment branch (PostSync hooks; Argo CD notifications report)
+    "s3-secret": "",  # the registration's own S3 credentials Secret; empty: s3.credentialsSecret
 }
 
 CLEANUP_PARAMETERS: dict[str, str] = {

@@ -36,6 +36,7 @@ def submit_parameters(config: Config, repo: str, sha: str, event: str, pr: str) 
             "installation-id": str(reg.installation_id or ""),
             "app-id": str(config.app_id_for(reg) or ""),
             "data-path": reg.data_path,
+            "s3-secret": reg.s3_credentials_secret or "",
         }
     )
     return params

@@ -50,10 +50,11 @@ def _slug(text: str) -> str:
     return slug
 
 
-def dependency_name(app_id: int | None, kind: str, branch: str | None = None) -> str:
+def dependency_name(app_id: int | None, kind: str, branch: str | None = None, s3_secret: str | None = None) -> str:
     """Sensor dependency name: underscores only, so trigger ``conditions`` expressions parse it as one name."""
     name = f"{event_name(app_id).replace('-', '_')}_{kind}"
-    return f"{name}_{_slug(branch)}" if branch is not None else name
+    name = f"{name}_{_slug(branch)}" if branch is not None else name
+    return f"{name}_s3_{_slug(s3_secret)}" if s3_secret else name
 
 
 def repository_pattern(full_names: list[str]) -> str:
@@ -125,7 +126,12 @@ SAME_REPOSITORY = {
 
 
 def _dependency(
-    config: Config, app_id: int | None, kind: str, regs: list[RepoRegistration], branch: str | None = None
+    config: Config,
+    app_id: int | None,
+    kind: str,
+    regs: list[RepoRegistration],
+    branch: str | None = None,
+    s3_secret: str | None = None,
 ) -> dict[str, Any]:
     repo = _string("body.repository.full_name", repository_pattern([r.full_name for r in regs]))
     filters: dict[str, Any]
@@ -143,7 +149,7 @@ def _dependency(
         # Closing only retires a preview (no code of the pull request runs), so forks may close theirs.
         filters = {"data": data, "exprs": [SAME_REPOSITORY]} if kind == PULL_REQUEST else {"data": data}
     return {
-        "name": dependency_name(app_id, kind, branch),
+        "name": dependency_name(app_id, kind, branch, s3_secret),
         "eventSourceName": config.events.event_source_name,
         "eventName": event_name(app_id),
         "filters": filters,
@@ -162,15 +168,17 @@ def _param(dep: str, dest: str, *, key: str | None = None, value: str | None = N
     return param
 
 
-def _app_literals(app_id: int | None) -> dict[str, str]:
+def _app_literals(app_id: int | None, s3_secret: str | None) -> dict[str, str]:
     # Installation and data path are left empty: the pods read them from the registration of the repository
-    # (steps.runtime.registrations), so the Sensor does not grow with the number of registrations.
-    return {"app-id": "" if app_id is None else str(app_id), "data-path": ""}
+    # (steps.runtime.registrations), so the Sensor does not grow with the number of registrations. The S3
+    # Secret cannot wait for a pod (Kubernetes resolves it when creating the pod), so registrations with
+    # their own get their own dependency and trigger: the Sensor grows per distinct Secret, not per repository.
+    return {"app-id": "" if app_id is None else str(app_id), "data-path": "", "s3-secret": s3_secret or ""}
 
 
-def _release_trigger(config: Config, app_id: int | None, kind: str, dep: str) -> dict[str, Any]:
+def _release_trigger(config: Config, app_id: int | None, kind: str, dep: str, s3_secret: str | None) -> dict[str, Any]:
     order = RELEASE_PARAMETERS
-    values = {**_app_literals(app_id), "event": "push" if kind == PUSH else "pull_request"}
+    values = {**_app_literals(app_id, s3_secret), "event": "push" if kind == PUSH else "pull_request"}
     params = [
         _param(dep, _dest(order, "repo"), key="body.repository.full_name"),
         _param(dep, _dest(order, "event"), key=EVENT_HEADER_PATH),
@@ -275,24 +283,24 @@ def sensor(config: Config) -> dict[str, Any]:
     ev = config.events
     dependencies, triggers = [], []
     for app_id, regs in _by_app(config).items():
-        pushes: dict[str, list[RepoRegistration]] = defaultdict(list)
+        pushes: dict[tuple[str, str], list[RepoRegistration]] = defaultdict(list)
+        pulls: dict[str, list[RepoRegistration]] = defaultdict(list)
         for reg in regs:
+            secret = reg.s3_credentials_secret or ""
             if PUSH in _kinds(reg):
-                pushes[reg.default_branch].append(reg)
-        for branch, group in sorted(pushes.items()):
-            dependencies.append(_dependency(config, app_id, PUSH, group, branch))
-            triggers.append(_release_trigger(config, app_id, PUSH, dependencies[-1]["name"]))
-        for kind in (PULL_REQUEST, PR_CLOSED):
-            group = [reg for reg in regs if kind in _kinds(reg)]
-            if not group:
-                continue
-            dependencies.append(_dependency(config, app_id, kind, group))
-            dep = dependencies[-1]["name"]
-            triggers.append(
-                _cleanup_trigger(config, app_id, dep)
-                if kind == PR_CLOSED
-                else _release_trigger(config, app_id, kind, dep)
-            )
+                pushes[(reg.default_branch, secret)].append(reg)
+            if PULL_REQUEST in _kinds(reg):
+                pulls[secret].append(reg)
+        for (branch, secret), group in sorted(pushes.items()):
+            dependencies.append(_dependency(config, app_id, PUSH, group, branch, secret or None))
+            triggers.append(_release_trigger(config, app_id, PUSH, dependencies[-1]["name"], secret or None))
+        for secret, group in sorted(pulls.items()):
+            dependencies.append(_dependency(config, app_id, PULL_REQUEST, group, None, secret or None))
+            triggers.append(_release_trigger(config, app_id, PULL_REQUEST, dependencies[-1]["name"], secret or None))
+        closing = [reg for reg in regs if PR_CLOSED in _kinds(reg)]  # cleanup touches no S3
+        if closing:
+            dependencies.append(_dependency(config, app_id, PR_CLOSED, closing))
+            triggers.append(_cleanup_trigger(config, app_id, dependencies[-1]["name"]))
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Sensor",
@@ -334,6 +342,7 @@ def postsync_hook_resources(config: Config) -> list[dict[str, Any]]:
                 "event": "push",
                 "ref": f"refs/heads/{reg.argocd.target_revision or env.branch}",
                 "data-path": reg.data_path,
+                "s3-secret": reg.s3_credentials_secret or "",
                 # Inside a PostSync hook the app cannot turn Healthy before the hook ends: never gate on it.
                 "deploy": "false",
             }

@@ -93,23 +93,25 @@ class Mounts:
         root = f"s3://{s3.bucket}/{s3.prefix.strip('/')}".rstrip("/")
         env: list[Env | SecretEnv] = [
             Env(name="RELEASE_STORE", value=root),
-            Env(name="RELEASE_WORKSPACE", value=f"{root}/_runs/{{{{workflow.name}}}}"),
+            # Under the repository, so a registration's own credentials can be limited to OWNER/REPO prefixes.
+            Env(
+                name="RELEASE_WORKSPACE",
+                value=f"{root}/_runs/{{{{workflow.parameters.repo}}}}/{{{{workflow.name}}}}",
+            ),
             Env(name="AWS_DEFAULT_REGION", value=s3.region),
         ]
         if s3.endpoint_url:
             env.append(Env(name="AWS_ENDPOINT_URL_S3", value=s3.endpoint_url))
         if s3.credentials_secret:
+            # The run's registration may name its own Secret (parameter s3-secret); else the shared one.
+            secret = (
+                "{{=workflow.parameters['s3-secret'] != '' ? workflow.parameters['s3-secret'] : "
+                f"'{s3.credentials_secret}'}}}}"
+            )
             env += [
-                Env(name="S3_CREDENTIALS_SECRET", value=s3.credentials_secret),
-                SecretEnv(
-                    name="AWS_ACCESS_KEY_ID", secret_name=s3.credentials_secret, secret_key=S3_KEYS[0], optional=True
-                ),
-                SecretEnv(
-                    name="AWS_SECRET_ACCESS_KEY",
-                    secret_name=s3.credentials_secret,
-                    secret_key=S3_KEYS[1],
-                    optional=True,
-                ),
+                Env(name="S3_CREDENTIALS_SECRET", value=secret),
+                SecretEnv(name="AWS_ACCESS_KEY_ID", secret_name=secret, secret_key=S3_KEYS[0], optional=True),
+                SecretEnv(name="AWS_SECRET_ACCESS_KEY", secret_name=secret, secret_key=S3_KEYS[1], optional=True),
             ]
         return Mount("s3", tuple(env))
 

@@ -89,6 +89,17 @@ def layout(config: Config) -> list[SecretSpec]:
                 "workflow steps: S3/MinIO credentials for publishing released data",
             )
         )
+    own = sorted({r.s3_credentials_secret for r in config.repo_registrations if r.s3_credentials_secret})
+    specs += [
+        SecretSpec(
+            name,
+            config.argo.namespace,
+            S3_KEYS,
+            "workflow steps of the registrations naming it (s3CredentialsSecret): S3 credentials limited to their "
+            "OWNER/REPO prefixes (docs/ops.md, bucket policy)",
+        )
+        for name in own
+    ]
     specs += [
         SecretSpec(
             app_key_secret(config, app_id),

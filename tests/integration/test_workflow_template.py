@@ -229,9 +229,23 @@ def secrets_of(template):
     for env in template["script"].get("env") or []:
         ref = (env.get("valueFrom") or {}).get("secretKeyRef")
         if ref:
-            assert ref["name"] == "s3-credentials"
+            assert ref["name"] == S3_SECRET_EXPRESSION
             found.add("s3")
     return found
+
+
+# The registration's own Secret when the run names one, else the shared s3.credentialsSecret.
+S3_SECRET_EXPRESSION = (
+    "{{=workflow.parameters['s3-secret'] != '' ? workflow.parameters['s3-secret'] : 's3-credentials'}}"
+)
+
+
+@pytest.mark.parametrize(("given", "mounted"), [("", "s3-credentials"), ("acme-data-s3", "acme-data-s3")])
+def test_the_s3_secret_is_the_registrations_own_else_the_shared_one(given, mounted):
+    from pipelines.local.variables import substitute
+
+    scope = {"workflow.parameters.s3-secret": given, "workflow.parameters.repo": "acme/data", "workflow.name": "w"}
+    assert substitute(S3_SECRET_EXPRESSION, scope, "test") == mounted
 
 
 def test_secrets_are_references_mounted_only_where_used(wt):

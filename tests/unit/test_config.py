@@ -209,3 +209,17 @@ def test_deploys_that_cannot_fit_the_workflow_deadline_are_refused_at_load(tmp_p
     assert "workflow.activeDeadlineSeconds" in message and "2580 s" in message and "at least 2880" in message
     data["workflow"]["activeDeadlineSeconds"] = 2880
     assert load_config(write(tmp_path, data)).workflow.active_deadline_seconds == 2880
+
+
+def test_a_registrations_own_s3_secret_needs_the_shared_one_as_the_rest_and_is_listed(tmp_path):
+    from pipelines.resources.secrets import layout
+
+    data = {"s3": {"credentialsSecret": None}, "repoRegistrations": [registration(s3CredentialsSecret="s3-acme")]}
+    with pytest.raises(
+        ConfigFileError, match=r"repoRegistrations\[0\]\.s3CredentialsSecret: .*set s3\.credentialsSecret"
+    ):
+        load_config(write(tmp_path, data))
+    data["s3"] = {"credentialsSecret": "s3-credentials"}
+    config = load_config(write(tmp_path, data))
+    names = {spec.name for spec in layout(config)}
+    assert {"s3-credentials", "s3-acme"} <= names

@@ -195,6 +195,7 @@ def test_push_to_default_branch_fires_release_with_after_sha(sensor, name):
         ("app-id", str(MAIN_APP)),
         ("data-path", ""),
         ("deploy", "true"),
+        ("s3-secret", ""),
     ]
 
 
@@ -267,6 +268,7 @@ def test_pull_request_opened_or_synchronized_fires_release_with_head_sha(sensor,
         "app-id": str(MAIN_APP),
         "data-path": "",
         "deploy": "true",
+        "s3-secret": "",
     }
 
 
@@ -556,3 +558,32 @@ def test_rendering_is_deterministic_whatever_the_registration_order(config):
 def test_quote_meta_matches_go():
     assert events.quote_meta("refs/heads/release-1.0+x") == r"refs/heads/release-1\.0\+x"
     assert events.quote_meta("a[b](c)|d*e?f^g$h{i}\\") == r"a\[b\]\(c\)\|d\*e\?f\^g\$h\{i\}\\"
+
+
+def test_a_registration_with_its_own_s3_secret_gets_its_own_trigger_passing_it():
+    config = Config.model_validate(
+        {
+            "github": {"appId": MAIN_APP},
+            "repoRegistrations": [
+                {"name": "shared", "repoUrl": "https://github.com/Codertocat/Hello-World", "defaultBranch": "master"},
+                {
+                    "name": "own",
+                    "repoUrl": "https://github.com/Codertocat/Private",
+                    "defaultBranch": "master",
+                    "s3CredentialsSecret": "s3-codertocat-private",
+                },
+            ],
+        }
+    )
+    built = events.sensor(config)
+    push = _payload("push_default-branch_1.json")
+    shared = _deliver(built, MAIN_APP, "push", push).fired
+    own = _deliver(built, MAIN_APP, "push", _as(push, "Codertocat/Private")).fired
+    assert [f.parameters["s3-secret"] for f in shared] == [""]  # the shared s3.credentialsSecret
+    assert [f.parameters["s3-secret"] for f in own] == ["s3-codertocat-private"]
+    opened = _as(_payload("pull_request_opened_1.json"), "Codertocat/Private")
+    opened["pull_request"]["head"]["repo"]["full_name"] = "Codertocat/Private"
+    assert [f.parameters["s3-secret"] for f in _deliver(built, MAIN_APP, "pull_request", opened).fired] == [
+        "s3-codertocat-private"
+    ]
+    assert len(built["spec"]["dependencies"]) == 4  # push and PR, per Secret: grows per distinct Secret only
