@@ -30,15 +30,14 @@ from steps.policy.deploy import (
 from steps.policy.status import clip
 from steps.runtime.errors import ConfigError, DataError, InfraError, StepError, TimedOut
 from steps.runtime.registrations import RepoRegistration, load_registration
-from steps.runtime.settings import GitHubStepSettings
+from steps.runtime.settings import RETRIES_ENV, GitHubStepSettings
 from steps.runtime.step import step
-from steps.store.workspace import write_deploy_outcome
+from steps.store.workspace import read_deploy_outcome, write_deploy_outcome
 
 log = logging.getLogger(__name__)
 
 # contents: read for GitHub's compare (is the revision Argo CD is at newer than the sha?).
 PERMISSIONS = {"deployments": "write", **COMPARE_PERMISSIONS}
-RETRIES_ENV = "STEP_RETRIES"
 REFRESH_ENV = "ARGOCD_REFRESH"
 RETIRE_LOOKBACK = 5
 PROMOTE_WAIT_SECONDS = 60.0  # for another operation on the app (a manual sync) to finish before promoting
@@ -75,7 +74,14 @@ def _check_environment(registration: RepoRegistration, repo: str, environment: s
 
 
 def _check_after(api: GitHubDeployments | RecordedDeployments, sha: str, environment: str, after: str) -> bool:
-    """True when ``after`` succeeded for ``sha``; False when it was superseded (so is this one); else raises."""
+    """True when ``after`` succeeded for ``sha``; False when it was superseded (so is this one); else raises.
+
+    This run's own record of ``after`` (the run workspace, written by its deploy step) answers without GitHub;
+    without one (another run deployed it, or no workspace), GitHub's deployment statuses do.
+    """
+    recorded = read_deploy_outcome(after)
+    if recorded is not None and recorded.get("sha") == sha and recorded.get("outcome") in ("deployed", "superseded"):
+        return bool(recorded["outcome"] == "deployed")
     found = api.find(sha, after)
     states = api.states(found) if found is not None else []
     verdict = after_gate(states) if found is not None else "failed"

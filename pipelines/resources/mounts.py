@@ -80,6 +80,8 @@ class Mounts:
         env = (
             Env(name="GITHUB_APP_PRIVATE_KEY_PATH", value=f"{GITHUB_KEY_DIR}/private-key"),
             Env(name="GITHUB_APP_PRIVATE_KEY_SECRET", value=f"{secret}/{key}"),
+            # A first attempt ("0") skips the look-ups only a retry needs (an earlier status or deployment).
+            Env(name="STEP_RETRIES", value="{{retries}}"),
         )
         return Mount("github-app", env, (volume,))
 
@@ -126,8 +128,6 @@ class Mounts:
             Env(name="ARGOCD_TOKEN_SECRET", value=f"{a.token_secret}/{ARGOCD_TOKEN_KEY}"),
             Env(name="ARGOCD_NAMESPACE", value=a.namespace),
             Env(name="ARGOCD_PROJECT", value=a.project),
-            # Lets the step skip the look-up of an earlier attempt's deployment on a first attempt.
-            Env(name="STEP_RETRIES", value="{{retries}}"),
             Env(name="ARGOCD_STABILITY_SECONDS", value=str(a.stability_seconds)),
             Env(name="ARGOCD_TIMEOUT_SECONDS", value=str(a.timeout_seconds)),
             Env(name="ARGOCD_INSECURE", value="false" if a.verify_tls else "true"),

@@ -1,6 +1,7 @@
 """Commit statuses: the first row of the status matrix (https://docs.github.com/en/rest/commits/statuses)."""
 
 import logging
+import os
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from steps.policy.status import (
     clip,
 )
 from steps.runtime.errors import ConfigError
-from steps.runtime.settings import GitHubStepSettings, record
+from steps.runtime.settings import RETRIES_ENV, GitHubStepSettings, record
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,14 @@ class StatusResult:
 
 
 def set_commit_status(
-    client: RepoClient, sha: str, state: str, description: str, *, context: str, target_url: str = ""
+    client: RepoClient,
+    sha: str,
+    state: str,
+    description: str,
+    *,
+    context: str,
+    target_url: str = "",
+    look_first: bool = True,
 ) -> StatusResult:
     """Set the commit status of ``sha`` for ``context`` unless its latest status is identical.
 
@@ -63,6 +71,8 @@ def set_commit_status(
         description: Clipped to 140 characters at a word boundary.
         context: The status context, e.g. ``release-data-prep`` (what branch protection requires).
         target_url: Link shown next to the status (the run in the Argo UI).
+        look_first: Read the latest status first and skip an identical one (a retried step); a first
+            attempt has posted nothing yet and saves the call.
 
     Raises:
         ConfigError: bad repo, sha or state, or GitHub refused the request.
@@ -75,7 +85,8 @@ def set_commit_status(
 
     def act(repository: Repository) -> bool:
         commit = repository.get_commit(sha)
-        latest = next((s for s in commit.get_combined_status().statuses if s.context == context), None)
+        statuses = commit.get_combined_status().statuses if look_first else []
+        latest = next((s for s in statuses if s.context == context), None)
         if (
             latest is not None
             and latest.state == state
@@ -114,8 +125,15 @@ def post_status(
             StatusResult(repo, sha, state, description, settings.status_context, settings.target_url, posted=False)
         )
     client = repo_client(repo, PERMISSIONS, installation_id=installation_id, app_id=app_id, settings=settings)
+    first_attempt = os.environ.get(RETRIES_ENV, "").strip() == "0"  # Argo's {{retries}}: nothing posted yet
     result = set_commit_status(
-        client, sha, state, description, context=settings.status_context, target_url=settings.target_url
+        client,
+        sha,
+        state,
+        description,
+        context=settings.status_context,
+        target_url=settings.target_url,
+        look_first=not first_attempt,
     )
     return asdict(result)
 

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Argo's {{retries}} in the pod: "0" on a first attempt, which therefore has nothing of its own to look up.
+RETRIES_ENV = "STEP_RETRIES"
+
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     raw = environ.get(name, "")
@@ -68,4 +71,4 @@ def record(path: str, kind: str, **fields: Any) -> dict[str, Any]:
     return entry
 
 
-__all__ = ["GitHubStepSettings", "record"]
+__all__ = ["RETRIES_ENV", "GitHubStepSettings", "record"]

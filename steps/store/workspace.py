@@ -141,11 +141,27 @@ def write_deploy_outcome(environment: str, outcome: dict[str, Any]) -> None:
     """
     if not os.environ.get(WORKSPACE_ENV, "").strip():
         return
-    key = f"{DEPLOY_PREFIX}{environment.replace('/', '_')}.json"
+    key = _deploy_key(environment)
     try:
         workspace().put(key, json.dumps(outcome, sort_keys=True).encode())
     except StepError as exc:
         log.warning("could not record the %s outcome in the workspace: %s", environment, exc.summary)
+
+
+def _deploy_key(environment: str) -> str:
+    return f"{DEPLOY_PREFIX}{environment.replace('/', '_')}.json"
+
+
+def read_deploy_outcome(environment: str) -> dict[str, Any] | None:
+    """This run's record of ``environment`` (None without a workspace, a record, or a readable store)."""
+    if not os.environ.get(WORKSPACE_ENV, "").strip():
+        return None
+    try:
+        found = workspace().get(_deploy_key(environment))
+    except StepError as exc:
+        log.warning("could not read the %s outcome from the workspace: %s", environment, exc.summary)
+        return None
+    return json.loads(found[0]) if found else None
 
 
 def read_deploy_outcomes() -> list[dict[str, Any]]:

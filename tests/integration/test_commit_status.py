@@ -52,6 +52,17 @@ def test_pending_then_success_sequence_and_call_count(github_env):
     no_invalid(github_env)
 
 
+def test_a_first_attempt_posts_without_reading_first_and_a_retry_reads(github_env, monkeypatch):
+    monkeypatch.setenv("STEP_RETRIES", "0")  # Argo's {{retries}} on a first attempt: nothing of ours to find
+    report_pending("acme/data", SHA, str(github_env.installation_id), "", "w")
+    report_final("acme/data", SHA, "Succeeded", "null", str(github_env.installation_id), "")
+    assert github_env.count() == 4 and github_env.count("GET") == 0  # token + POST, twice
+    monkeypatch.setenv("STEP_RETRIES", "1")  # a retry may repeat what the first attempt posted: it reads first
+    report_final("acme/data", SHA, "Succeeded", "null", str(github_env.installation_id), "")
+    assert github_env.count("GET", r"/status$") == 1 and github_env.count("POST", r"/statuses/") == 2
+    no_invalid(github_env)
+
+
 def test_identical_status_is_not_posted_again(github_env):
     c = client(github_env)
     first = set_commit_status(c, SHA, "pending", "same", context="release-data-prep")

@@ -185,6 +185,16 @@ def test_production_is_promoted_by_a_sync_to_the_sha_only_after_staging_succeede
     assert sync.body == {"revision": SHA, "prune": False}
 
 
+def test_production_trusts_this_runs_own_record_of_staging_and_asks_github_otherwise(env, monkeypatch, tmp_path):
+    monkeypatch.setenv("RELEASE_WORKSPACE", str(tmp_path / "ws"))
+    env.rollout("data-staging")
+    env.deploy("staging")  # records deploy/staging.json in this run's workspace
+    lookups = env.gh.count("GET", r"/deployments")
+    assert env.deploy("production")["state"] == "success"
+    assert env.gh.count("GET", r"/deployments\?|/deployments$") - lookups <= 1  # only the retire look-up
+    assert env.gh.count("GET", r"/deployments/\d+/statuses") == 0  # staging's statuses were not read
+
+
 def test_a_token_without_sync_permission_fails_the_promotion_with_the_rbac_line(env):
     env.rollout("data-staging")
     env.deploy("staging")
