@@ -278,6 +278,7 @@ def bench_small(server: Server, work: Path, files: int, size_kb: int, repeats: i
         "rerun_s": round(rerun_s, 2),
         "rerun_payload_bytes": rerun_stats["body_bytes"],
         "rerun_requests": rerun_stats["by_method"],
+        "rerun_requests_total": sum(rerun_stats["by_method"].values()),
         "runs_s": {
             "sequential": round(seq_s, 2),
             "ceiling": [round(x, 2) for x in ceiling_runs],

@@ -13,7 +13,7 @@ from typing import Any
 
 from steps.runtime.errors import DataError, StepError
 from steps.store.base import ArtifactStore, Upload, changed_after_build, raise_if_mismatched, safe_relative
-from steps.store.checksums import b64, checksums_match
+from steps.store.checksums import b64, checksums_match, file_checksums
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,51 @@ def _local_uploads(out_dir: Path, manifest: dict[str, Any], prefix: str) -> list
     return uploads
 
 
-def _unchanged(store: ArtifactStore, uploads: list[Upload], prefix: str) -> set[str]:
-    """Keys the store already holds with the local content (one LIST, then HEAD only the candidates)."""
+def _stored_manifest(store: ArtifactStore, key: str) -> dict[str, Any] | None:
+    """The release's manifest already in the store (one GET), or None when absent or unreadable."""
+    existing = store.get(key)
+    if existing is None:
+        return None
+    try:
+        remote = json.loads(existing[0])
+    except json.JSONDecodeError:
+        return None
+    return remote if isinstance(remote, dict) else None
+
+
+def _unchanged(
+    store: ArtifactStore, uploads: list[Upload], prefix: str, stored: dict[str, Any] | None = None
+) -> set[str]:
+    """Keys the store already holds with the local content.
+
+    One LIST gives what is there with its size. An object the stored manifest lists with the same size and
+    SHA-256 is unchanged without a HEAD: that manifest is written only after every object it lists was
+    verified against the checksum the store reported (``publish_release``), so an unchanged re-run costs
+    the manifest GET and the LIST pages, not a HEAD per object. Other candidates are HEADed and compared.
+    """
     present = store.list_sizes(prefix + "/")
     candidates = [u for u in uploads if present.get(u.key) == u.size]
     if not candidates:
         return set()
+    verified = {
+        f"{prefix}/{a.get('path')}": (a.get("size"), a.get("sha256"))
+        for a in (stored or {}).get("artifacts") or []
+        if isinstance(a, dict)
+    }
+    listed = [u for u in candidates if verified.get(u.key) == (u.size, u.sha256)]
+    candidates = [u for u in candidates if verified.get(u.key) != (u.size, u.sha256)]
+
+    def intact(upload: Upload) -> bool:
+        # Local work only (no request): the file must still be what the manifest says was built.
+        actual_hex = file_checksums(upload.path)[0]
+        if actual_hex != upload.sha256:
+            raise changed_after_build(upload, actual_hex)
+        return True
+
+    with ThreadPoolExecutor(max_workers=store.concurrency) as pool:
+        known = {u.key for u, ok in zip(listed, pool.map(intact, listed), strict=True) if ok}
+    if not candidates:
+        return known
 
     def same(upload: Upload) -> bool:
         actual_hex, checksum = store.checksum_file(upload.path)
@@ -77,18 +116,15 @@ def _unchanged(store: ArtifactStore, uploads: list[Upload], prefix: str) -> set[
         return obj is not None and checksums_match(checksum, obj.checksum)
 
     with ThreadPoolExecutor(max_workers=store.concurrency) as pool:
-        return {u.key for u, unchanged in zip(candidates, pool.map(same, candidates), strict=True) if unchanged}
+        found = {u.key for u, unchanged in zip(candidates, pool.map(same, candidates), strict=True) if unchanged}
+    return known | found
 
 
-def _write_manifest(store: ArtifactStore, key: str, data: bytes, manifest: dict[str, Any]) -> tuple[bool, str]:
-    existing = store.get(key)
-    if existing is not None:
-        try:
-            remote = json.loads(existing[0])
-        except json.JSONDecodeError:
-            remote = None
-        if isinstance(remote, dict) and _without_created_at(remote) == _without_created_at(manifest):
-            return False, str(remote.get("created_at", ""))
+def _write_manifest(
+    store: ArtifactStore, key: str, data: bytes, manifest: dict[str, Any], remote: dict[str, Any] | None
+) -> tuple[bool, str]:
+    if remote is not None and _without_created_at(remote) == _without_created_at(manifest):
+        return False, str(remote.get("created_at", ""))
     stored = store.put(key, data)
     expected = b64(hashlib.sha256(data).digest())
     raise_if_mismatched({key: expected}, {key: stored if stored.checksum else store.head(key)}, store.url_for(key))
@@ -124,11 +160,12 @@ def publish_release(out_dir: str | os.PathLike[str], store: ArtifactStore, key_p
     manifest_key = f"{prefix}/{MANIFEST_NAME}"
     uploads = _local_uploads(out, manifest, prefix)
     try:
-        skipped = _unchanged(store, uploads, prefix)
+        stored = _stored_manifest(store, manifest_key)
+        skipped = _unchanged(store, uploads, prefix, stored)
         todo = [u for u in uploads if u.key not in skipped]
         log.info("publishing %s: %d objects to upload, %d unchanged", store.url_for(prefix), len(todo), len(skipped))
         store.upload(todo)
-        written, created_at = _write_manifest(store, manifest_key, manifest_bytes_on_disk, manifest)
+        written, created_at = _write_manifest(store, manifest_key, manifest_bytes_on_disk, manifest, stored)
     except Exception as exc:
         try:
             aborted = store.abort_incomplete([u.key for u in uploads])

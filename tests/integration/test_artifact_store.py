@@ -326,3 +326,18 @@ def test_unknown_bucket_is_an_infra_error_with_a_fix(s3_server, tmp_path):
     store = S3Store("no-such-bucket-here", "", s3_server.new_client(max_attempts=1))
     with pytest.raises(InfraError, match="create the bucket or fix the store URL"):
         publish_release(tmp_path, store)
+
+
+def test_an_unchanged_rerun_reads_the_manifest_and_lists_instead_of_a_head_per_object(s3_server, tmp_path):
+    files = {f"stats/t{i}.json": b'{"rows": %d}' % i for i in range(40)}
+    write_release(tmp_path, files)
+    store = make_store(s3_server)
+    publish_release(tmp_path, store, "releases")
+    before = len(s3_server.requests)
+    result = publish_release(tmp_path, store, "releases")
+    rerun = s3_server.requests[before:]
+    assert (result["uploaded"], result["skipped"], result["manifest_written"]) == (0, 40, False)
+    assert [r.method for r in rerun] == ["GET", "GET"]  # the stored manifest, one LIST page: no HEAD, no PUT
+    # An object deleted behind the manifest's back is not trusted to the manifest: it is uploaded again.
+    s3_server.client.delete_object(Bucket=s3_server.bucket, Key=f"{PREFIX}/stats/t3.json")
+    assert publish_release(tmp_path, store, "releases")["uploaded"] == 1
