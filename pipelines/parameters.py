@@ -2,6 +2,7 @@
 
 RELEASE_TEMPLATE = "release-data-prep"
 CLEANUP_TEMPLATE = "release-preview-cleanup"
+FORK_TEMPLATE = "release-data-validate-fork"
 
 # name -> default ("" means required at submission unless noted)
 RELEASE_PARAMETERS: dict[str, str] = {
@@ -17,6 +18,16 @@ RELEASE_PARAMETERS: dict[str, str] = {
     "s3-secret": "",  # the registration's own S3 credentials Secret; empty: s3.credentialsSecret
 }
 
+# A fork pull request with forks: validate (no S3, no deployment); the same names as RELEASE_PARAMETERS.
+FORK_PARAMETERS: dict[str, str] = {
+    "repo": "",
+    "sha": "",  # the fork's head commit, fetched through the base repository (refs/pull/N/head)
+    "pr-number": "",
+    "installation-id": "",
+    "app-id": "",
+    "data-path": "",
+}
+
 CLEANUP_PARAMETERS: dict[str, str] = {
     "repo": "",
     "pr-number": "",
@@ -24,4 +35,11 @@ CLEANUP_PARAMETERS: dict[str, str] = {
     "app-id": "",
 }
 
-__all__ = ["CLEANUP_PARAMETERS", "CLEANUP_TEMPLATE", "RELEASE_PARAMETERS", "RELEASE_TEMPLATE"]
+__all__ = [
+    "CLEANUP_PARAMETERS",
+    "CLEANUP_TEMPLATE",
+    "FORK_PARAMETERS",
+    "FORK_TEMPLATE",
+    "RELEASE_PARAMETERS",
+    "RELEASE_TEMPLATE",
+]

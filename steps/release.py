@@ -72,6 +72,47 @@ def fetch(
 
 
 @step
+def validate_fork(
+    repo: str,
+    sha: str,
+    data_path: str = "",
+    installation_id: int | None = None,
+    app_id: int | None = None,
+) -> dict[str, Any]:
+    """Step (fork pull requests, ``forks: validate``): fetch and check the data in this one pod, keep nothing.
+
+    The head of a fork is fetched from the base repository (GitHub serves ``refs/pull/N/head`` commits
+    there) with a ``contents: read`` token; ``release.yaml`` and every table are checked on local disk. The
+    pod holds the App key for that fetch and no S3 credentials: nothing is published, registered or deployed.
+
+    Raises:
+        DataError: the metadata or a table fails validation (every table is checked first; the first
+            failure is raised, naming how many failed).
+    """
+    if not data_path:
+        data_path = load_registration(repo).data_path if registrations_mounted() else DEFAULT_DATA_PATH
+    settings = GitHubStepSettings.from_env()
+    mint = token_source(repo, {"contents": "read"}, installation_id=installation_id, app_id=app_id)
+    with tempfile.TemporaryDirectory(prefix="fork-") as tmp:
+        data, reports = Path(tmp) / "data", Path(tmp) / "reports"
+        fetch_release_data(
+            f"github://{repo}@{sha}", str(data), data_path=data_path, token=mint, api_url=settings.api_url
+        )
+        tables = validate_metadata(str(data))
+        results, failed = [], []
+        for table in tables:
+            try:
+                results.append(validate_table(str(data), table["name"], str(reports)))
+            except DataError as exc:
+                failed.append(exc)
+    if failed:
+        raise DataError(f"{len(failed)} of {len(tables)} tables failed: {failed[0].summary}", failed[0].detail)
+    rows = sum(int(r.get("rows", 0)) for r in results)
+    log.info("fork %s@%s: %d tables, %d rows valid; nothing published", repo, sha[:7], len(results), rows)
+    return {"tables": len(results), "rows": rows, "published": False}
+
+
+@step
 def check_metadata(repo: str, sha: str) -> list[dict[str, Any]]:
     """Step: validate ``release.yaml`` and return the tables for the validation fan-out."""
     with tempfile.TemporaryDirectory(prefix="meta-") as tmp:
@@ -172,4 +213,4 @@ def register(
         return register_outputs(tmp, os.environ[STORE_ENV], run_id=run_id or None, is_newer=ordering)
 
 
-__all__ = ["check_metadata", "check_table", "fetch", "publish", "register"]
+__all__ = ["check_metadata", "check_table", "fetch", "publish", "register", "validate_fork"]

@@ -8,7 +8,13 @@ from collections import defaultdict
 from typing import Any
 
 from pipelines.config import Config, RepoRegistration
-from pipelines.parameters import CLEANUP_PARAMETERS, CLEANUP_TEMPLATE, RELEASE_PARAMETERS
+from pipelines.parameters import (
+    CLEANUP_PARAMETERS,
+    CLEANUP_TEMPLATE,
+    FORK_PARAMETERS,
+    FORK_TEMPLATE,
+    RELEASE_PARAMETERS,
+)
 from pipelines.resources.secrets import webhook_secret_key
 
 EVENT_HEADER_PATH = "headers.X-Github-Event.0"
@@ -23,6 +29,7 @@ PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 PUSH = "push"
 PULL_REQUEST = "pull_request"
 PR_CLOSED = "pr_closed"
+FORK_PR = "fork_pull_request"
 
 _GO_META = set("\\.+*?()|[]{}^$")
 
@@ -116,6 +123,13 @@ def _string(path: str, *patterns: str) -> dict[str, Any]:
 # its tarball, CSVs and pandera YAML are untrusted. Data filters compare a path with constants only, so the
 # comparison of two paths is an expr filter (govaluate, argo-events pkg/sensors/dependencies/filter.go
 # filterExpr). A deleted fork has ``head.repo: null``: the path does not exist, the filter errors, nothing fires.
+OTHER_REPOSITORY = {
+    "expr": "head != base",
+    "fields": [
+        {"name": "head", "path": "body.pull_request.head.repo.full_name"},
+        {"name": "base", "path": "body.repository.full_name"},
+    ],
+}
 SAME_REPOSITORY = {
     "expr": "head == base",
     "fields": [
@@ -212,6 +226,30 @@ def _cleanup_trigger(config: Config, app_id: int | None, dep: str) -> dict[str, 
     return _trigger(dep, PR_CLOSED, workflow, params)
 
 
+def _fork_dependency(config: Config, app_id: int | None, regs: list[RepoRegistration]) -> dict[str, Any]:
+    repo = _string("body.repository.full_name", repository_pattern([r.full_name for r in regs]))
+    actions = "|".join(RELEASE_PR_ACTIONS)
+    data = [_string(EVENT_HEADER_PATH, "^pull_request$"), repo, _string("body.action", f"^({actions})$")]
+    return {
+        "name": dependency_name(app_id, FORK_PR),
+        "eventSourceName": config.events.event_source_name,
+        "eventName": event_name(app_id),
+        "filters": {"data": data, "exprs": [OTHER_REPOSITORY]},
+    }
+
+
+def _fork_trigger(config: Config, app_id: int | None, dep: str) -> dict[str, Any]:
+    order = FORK_PARAMETERS
+    params = [
+        _param(dep, _dest(order, "repo"), key="body.repository.full_name"),
+        _param(dep, _dest(order, "sha"), key="body.pull_request.head.sha"),
+        _param(dep, _dest(order, "pr-number"), key="body.pull_request.number"),
+    ]
+    values = {"app-id": "" if app_id is None else str(app_id)}
+    workflow = _workflow(config, FORK_PR, FORK_TEMPLATE, _arguments(order, values))
+    return _trigger(dep, FORK_PR, workflow, params)
+
+
 def _trigger(dep: str, kind: str, workflow: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
     # The Workflow is named after the delivery (X-GitHub-Delivery, kept when GitHub or the EventBus delivers
     # again), so a repeat cannot start a second run. A k8s trigger with operation patch gets the Workflow and
@@ -297,6 +335,10 @@ def sensor(config: Config) -> dict[str, Any]:
         for secret, group in sorted(pulls.items()):
             dependencies.append(_dependency(config, app_id, PULL_REQUEST, group, None, secret or None))
             triggers.append(_release_trigger(config, app_id, PULL_REQUEST, dependencies[-1]["name"], secret or None))
+        forked = [reg for reg in regs if reg.forks == "validate" and PULL_REQUEST in reg.events]
+        if forked:  # opted in: a fork's pull request is checked, with no S3 and nothing published
+            dependencies.append(_fork_dependency(config, app_id, forked))
+            triggers.append(_fork_trigger(config, app_id, dependencies[-1]["name"]))
         closing = [reg for reg in regs if PR_CLOSED in _kinds(reg)]  # cleanup touches no S3
         if closing:
             dependencies.append(_dependency(config, app_id, PR_CLOSED, closing))

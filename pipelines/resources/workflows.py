@@ -7,7 +7,13 @@ from hera.workflows import DAG, Parameter, Step, Steps, Task, WorkflowTemplate
 from hera.workflows import models as m
 
 from pipelines.config import Config
-from pipelines.parameters import CLEANUP_PARAMETERS, CLEANUP_TEMPLATE, RELEASE_PARAMETERS
+from pipelines.parameters import (
+    CLEANUP_PARAMETERS,
+    CLEANUP_TEMPLATE,
+    FORK_PARAMETERS,
+    FORK_TEMPLATE,
+    RELEASE_PARAMETERS,
+)
 from pipelines.resources.mounts import (
     REGISTRATIONS_KEY,
     registration_configmap_names,
@@ -207,6 +213,41 @@ def cleanup_template(config: Config) -> WorkflowTemplate:
     return template
 
 
+def fork_template(config: Config) -> WorkflowTemplate:
+    """``release-data-validate-fork``: a fork's pull request, checked in one pod with no S3 and no deployment."""
+    scripts = Scripts(config)
+    mount = scripts.mounts
+    p = {name.replace("-", "_"): workflow_parameter(name) for name in FORK_PARAMETERS}
+    who = {"repo": p["repo"], "sha": p["sha"]}
+    github_ids = {"installation_id": p["installation_id"], "app_id": p["app_id"]}
+    reporter = [mount.github_app, mount.registrations_if_present]
+    pending = scripts.script("report-pending", report.report_pending, reporter)
+    check = scripts.script(
+        "validate-fork", release.validate_fork, [mount.github_app, mount.registrations], memory="1Gi"
+    )
+    final = scripts.script("report-final", report.report_final, reporter)
+    with WorkflowTemplate(
+        name=FORK_TEMPLATE,
+        namespace=config.argo.namespace,
+        entrypoint="main",
+        on_exit="exit-handler",
+        arguments=[Parameter(name=k, value=v) for k, v in FORK_PARAMETERS.items()],
+        labels=dict(PART_OF),
+        **_workflow_spec(config),
+    ) as template:
+        with DAG(name="main"):
+            pending(
+                name="report-pending",
+                arguments={**who, **github_ids, "workflow_name": "{{workflow.name}}"},
+                continue_on=m.ContinueOn(failed=True),
+            )
+            check(name="validate-fork", arguments={**who, **github_ids, "data_path": p["data_path"]})
+        with Steps(name="exit-handler"):
+            outcome = {"workflow_status": "{{workflow.status}}", "workflow_failures": "{{workflow.failures}}"}
+            final(name="report-final", arguments={**who, **github_ids, **outcome})
+    return template
+
+
 def registrations_configmaps(config: Config) -> list[dict[str, Any]]:
     """The ConfigMaps steps read registrations from (installations, environments, previews, data paths)."""
     names = registration_configmap_names(config)
@@ -226,8 +267,9 @@ def resources(config: Config) -> list[dict[str, Any]]:
     return [
         release_template(config).to_dict(),
         cleanup_template(config).to_dict(),
+        *([fork_template(config).to_dict()] if any(r.forks == "validate" for r in config.repo_registrations) else []),
         *registrations_configmaps(config),
     ]
 
 
-__all__ = ["cleanup_template", "registrations_configmaps", "release_template", "resources"]
+__all__ = ["cleanup_template", "fork_template", "registrations_configmaps", "release_template", "resources"]

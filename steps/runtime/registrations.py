@@ -105,6 +105,9 @@ class RepoRegistration(_Model):
     preview: Preview = Preview()
     pr_comment: StrictBool = True
     check_run: StrictBool = False
+    # Pull requests from forks: "ignore" (default) triggers nothing; "validate" checks their data in one pod
+    # that holds only the App key (no S3), publishes nothing and deploys nothing.
+    forks: Literal["ignore", "validate"] = "ignore"
     # This registration's own S3 credentials (a Secret in the workflow namespace, keys as s3.credentialsSecret),
     # scoped by a bucket policy to its own prefix; its pods then never mount the shared Secret.
     s3_credentials_secret: str | None = Field(None, pattern=_OBJECT_NAME_RE)
