@@ -32,14 +32,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
 
 from steps.deploy import deploy_environment  # noqa: E402
-from tests.support import ArgoCDEmulator, SeededGitHubEmulator, make_app_key  # noqa: E402
+from tests.support import ArgoCDEmulator, SeededGitHubEmulator, make_app_key, point_steps_at  # noqa: E402
 
 REPO = "acme/data"
 APP = "data-staging"
-TOKEN = "bench-token"  # noqa: S105 - a value the local emulator accepts, not a credential
 
 
 def p95(values: list[float]) -> float:
@@ -48,36 +46,13 @@ def p95(values: list[float]) -> float:
 
 
 def setup(tmp: Path, gh: SeededGitHubEmulator, argo: ArgoCDEmulator) -> None:
-    key = tmp / "key.pem"
-    key.write_bytes(gh.app_key.pem)
-    registrations = tmp / "registrations.yaml"
     registration = {
         "name": "data",
         "repoUrl": "https://github.com/acme/data",
         "installationId": gh.installation_id,
         "environments": [{"name": "staging", "argocdApp": APP, "url": "https://staging.example.org"}],
     }
-    registrations.write_text(yaml.safe_dump({"repoRegistrations": [registration]}))
-    os.environ.update(
-        {
-            "GITHUB_API_URL": gh.url,
-            "GITHUB_APP_ID": str(gh.app_id),
-            "GITHUB_APP_PRIVATE_KEY_PATH": str(key),
-            "GITHUB_TARGET_URL": "https://argo.example.com/workflows/argo/bench",
-            "STEP_REGISTRATIONS_FILE": str(registrations),
-            "ARGOCD_SERVER_URL": argo.url,
-            "ARGOCD_TOKEN": TOKEN,
-            "ARGOCD_NAMESPACE": "argocd",
-            "ARGOCD_STABILITY_SECONDS": "0",
-            "ARGOCD_TIMEOUT_SECONDS": "60",
-            "STEP_RETRIES": "0",
-            "STEP_LOG_LEVEL": "WARNING",
-        }
-    )
-    for name in ("GITHUB_RECORD_FILE", "ARGOCD_TOKEN_FILE", "GITHUB_REQUIRED_CONTEXTS", "STEP_TERMINATION_LOG"):
-        os.environ.pop(name, None)
-    argo.add_token(TOKEN)
-    argo.add_app(APP)
+    point_steps_at(tmp, gh, argo, registration, APP)
 
 
 def one_run(gh: SeededGitHubEmulator, argo: ArgoCDEmulator, index: int, jitter: float) -> tuple[float, int]:

@@ -28,21 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
-
 from steps.deploy import deploy_environment  # noqa: E402
 from steps.report import report_final, report_pending  # noqa: E402
-from tests.support import ArgoCDEmulator, SeededGitHubEmulator, make_app_key  # noqa: E402
+from tests.support import ArgoCDEmulator, SeededGitHubEmulator, make_app_key, point_steps_at  # noqa: E402
 
 REPO = "acme/data"
-TOKEN = "bench-token"  # noqa: S105 - a value the local emulator accepts, not a credential
 STAGING, PRODUCTION = "data-staging", "data-prod"
 
 
 def setup(tmp: Path, gh: SeededGitHubEmulator, argo: ArgoCDEmulator) -> None:
     """Point the steps at the emulators, as the WorkflowTemplate's mounts do in a pod."""
-    key = tmp / "key.pem"
-    key.write_bytes(gh.app_key.pem)
     registration = {
         "name": "data",
         "repoUrl": f"https://github.com/{REPO}",
@@ -58,29 +53,7 @@ def setup(tmp: Path, gh: SeededGitHubEmulator, argo: ArgoCDEmulator) -> None:
             },
         ],
     }
-    registrations = tmp / "registrations.yaml"
-    registrations.write_text(yaml.safe_dump({"repoRegistrations": [registration]}))
-    os.environ.update(
-        {
-            "GITHUB_API_URL": gh.url,
-            "GITHUB_APP_ID": str(gh.app_id),
-            "GITHUB_APP_PRIVATE_KEY_PATH": str(key),
-            "GITHUB_TARGET_URL": "https://argo.example.com/workflows/argo/bench",
-            "STEP_REGISTRATIONS_FILE": str(registrations),
-            "ARGOCD_SERVER_URL": argo.url,
-            "ARGOCD_TOKEN": TOKEN,
-            "ARGOCD_NAMESPACE": "argocd",
-            "ARGOCD_STABILITY_SECONDS": "0",
-            "ARGOCD_TIMEOUT_SECONDS": "60",
-            "STEP_RETRIES": "0",
-            "STEP_LOG_LEVEL": "WARNING",
-        }
-    )
-    for name in ("GITHUB_RECORD_FILE", "ARGOCD_TOKEN_FILE", "GITHUB_REQUIRED_CONTEXTS", "STEP_TERMINATION_LOG"):
-        os.environ.pop(name, None)
-    argo.add_token(TOKEN)
-    argo.add_app(STAGING)
-    argo.add_app(PRODUCTION)
+    point_steps_at(tmp, gh, argo, registration, STAGING, PRODUCTION)
 
 
 def roll_out_when_watched(argo: ArgoCDEmulator, app: str, sha: str) -> threading.Thread:

@@ -36,6 +36,22 @@ from steps.store.workspace import (
 log = logging.getLogger(__name__)
 
 
+def _from_github(
+    repo: str, sha: str, dest: Path, data_path: str, installation_id: int | None, app_id: int | None
+) -> dict[str, Any]:
+    """The commit's tarball, ``data_path`` of it into ``dest``, with a ``contents: read`` token.
+
+    An empty ``data_path`` is the registration's (the pod mounts the registrations, not optionally: a missing
+    one is a clear error), or ``release-data/`` without registrations.
+    """
+    if not data_path:
+        data_path = load_registration(repo).data_path if registrations_mounted() else DEFAULT_DATA_PATH
+    settings = GitHubStepSettings.from_env()
+    mint = token_source(repo, {"contents": "read"}, installation_id=installation_id, app_id=app_id)
+    source = f"github://{repo}@{sha}"
+    return fetch_release_data(source, str(dest), data_path=data_path, token=mint, api_url=settings.api_url)
+
+
 @step
 def fetch(
     repo: str,
@@ -59,13 +75,7 @@ def fetch(
         if override:
             result = fetch_release_data(override, str(dest), data_path="")
         else:
-            settings = GitHubStepSettings.from_env()
-            if not data_path:  # fetch mounts the registrations (not optional): a missing one is a clear error
-                data_path = load_registration(repo).data_path if registrations_mounted() else DEFAULT_DATA_PATH
-            mint = token_source(repo, {"contents": "read"}, installation_id=installation_id, app_id=app_id)
-            result = fetch_release_data(
-                f"github://{repo}@{sha}", str(dest), data_path=data_path, token=mint, api_url=settings.api_url
-            )
+            result = _from_github(repo, sha, dest, data_path, installation_id, app_id)
         files = upload_dir(ws, dest, "input")
     log.info("fetched %s files (%s bytes) of %s@%s", files, result.get("bytes"), repo, sha[:7])
     return {"files": files, "bytes": result.get("bytes", 0)}
@@ -89,15 +99,9 @@ def validate_fork(
         DataError: the metadata or a table fails validation (every table is checked first; the first
             failure is raised, naming how many failed).
     """
-    if not data_path:
-        data_path = load_registration(repo).data_path if registrations_mounted() else DEFAULT_DATA_PATH
-    settings = GitHubStepSettings.from_env()
-    mint = token_source(repo, {"contents": "read"}, installation_id=installation_id, app_id=app_id)
     with tempfile.TemporaryDirectory(prefix="fork-") as tmp:
         data, reports = Path(tmp) / "data", Path(tmp) / "reports"
-        fetch_release_data(
-            f"github://{repo}@{sha}", str(data), data_path=data_path, token=mint, api_url=settings.api_url
-        )
+        _from_github(repo, sha, data, data_path, installation_id, app_id)
         tables = validate_metadata(str(data))
         results, failed = [], []
         for table in tables:

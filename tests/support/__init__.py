@@ -7,5 +7,13 @@ from tests.support.emulators.argo_server import ArgoServerEmulator
 from tests.support.emulators.argocd import ArgoCDEmulator
 from tests.support.emulators.github import GitHubEmulator
 from tests.support.emulators.github_fixtures import SeededGitHubEmulator, make_app_key
+from tests.support.step_env import point_steps_at
 
-__all__ = ["ArgoCDEmulator", "ArgoServerEmulator", "GitHubEmulator", "SeededGitHubEmulator", "make_app_key"]
+__all__ = [
+    "ArgoCDEmulator",
+    "ArgoServerEmulator",
+    "GitHubEmulator",
+    "SeededGitHubEmulator",
+    "make_app_key",
+    "point_steps_at",
+]
