@@ -8,10 +8,10 @@ from typing import Any
 from github import GithubObject
 from github.Repository import Repository
 
-from steps.github.client import RepoClient
+from steps.github.client import LostAnswer, RepoClient
 from steps.github.statuses import check_target
 from steps.policy.report import CHECK_SUMMARY_LIMIT, CHECK_TITLE_LIMIT, annotation_batches
-from steps.runtime.errors import ConfigError
+from steps.runtime.errors import ConfigError, Unconfirmed
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,12 @@ def create_check_run(
         )
         return run.id, run.html_url
 
-    run_id, url = client.call("create the check run", create)
+    try:
+        run_id, url = client.call("create the check run", create)
+    except LostAnswer as exc:
+        # GitHub may have created it; the check-run list is not in the API subset this project holds, so it
+        # cannot be looked up: end without resending (a missing check run beats a duplicate one).
+        raise Unconfirmed(f"{exc.summary}; the check run may exist, not resent", exc.detail) from None
     for number, batch in enumerate(batches[1:], start=2):
 
         def append(repository: Repository, batch: list[dict[str, Any]] = batch) -> None:

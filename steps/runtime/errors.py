@@ -48,10 +48,26 @@ class TimedOut(StepError):
     retry = False
 
 
+class Unconfirmed(StepError):
+    """A create whose answer was lost and that cannot be looked up: reported as ``error``, never resent."""
+
+    kind = "error"
+    retry = False
+
+
 class ConfigError(StepError):
     """The step was given settings it cannot work with (missing key file, unknown environment, ...)."""
 
     kind = "failure"
 
 
-__all__ = ["INFRA_MARKER", "SUMMARY_LIMIT", "ConfigError", "DataError", "InfraError", "StepError", "TimedOut"]
+__all__ = [
+    "INFRA_MARKER",
+    "SUMMARY_LIMIT",
+    "ConfigError",
+    "DataError",
+    "InfraError",
+    "StepError",
+    "TimedOut",
+    "Unconfirmed",
+]

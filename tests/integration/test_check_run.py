@@ -216,3 +216,16 @@ def test_a_failed_comment_does_not_stop_the_check_run(github_env, workspace, reg
     (run,) = github_env.check_runs(REPO)
     assert run.conclusion == "failure" and len(run.annotations) == 1
     assert github_env.comments(REPO, PR) == []
+
+
+def test_a_lost_answer_to_the_create_is_never_resent(github_env):
+    from steps.runtime.errors import Unconfirmed
+
+    github_env.add_fault(Fault("drop_after", method="POST", path_regex=r"/check-runs$"))
+    with pytest.raises(Unconfirmed, match="the check run may exist, not resent") as err:
+        create_check_run(
+            client(github_env), SHA, name="release-data-prep", conclusion="success", title="t", summary="s"
+        )
+    assert len(github_env.check_runs(REPO)) == 1  # GitHub made it once; no second POST
+    assert github_env.count("POST", r"/check-runs$") == 1
+    assert err.value.retry is False and err.value.kind == "error"  # Argo's retryStrategy does not resend it either
