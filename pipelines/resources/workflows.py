@@ -36,6 +36,12 @@ def _task(node: Step | Task | None) -> Task:
     return node
 
 
+def _arguments_of(order: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """Step arguments from the workflow's parameters: all of them, the commit (repo, sha), the GitHub ids."""
+    p = {name.replace("-", "_"): workflow_parameter(name) for name in order}
+    return p, {"repo": p["repo"], "sha": p["sha"]}, {"installation_id": p["installation_id"], "app_id": p["app_id"]}
+
+
 def _workflow_spec(config: Config) -> dict[str, Any]:
     w = config.workflow
     return {
@@ -77,9 +83,7 @@ def release_template(config: Config) -> WorkflowTemplate:
     """The ``release-data-prep`` WorkflowTemplate."""
     scripts = Scripts(config)
     mount = scripts.mounts
-    p = {name.replace("-", "_"): workflow_parameter(name) for name in RELEASE_PARAMETERS}
-    who = {"repo": p["repo"], "sha": p["sha"]}
-    github_ids = {"installation_id": p["installation_id"], "app_id": p["app_id"]}
+    p, who, github_ids = _arguments_of(RELEASE_PARAMETERS)
     trigger = {"event": p["event"], "ref": p["ref"], "pr_number": p["pr_number"]}
 
     pending = scripts.script(
@@ -217,9 +221,7 @@ def fork_template(config: Config) -> WorkflowTemplate:
     """``release-data-validate-fork``: a fork's pull request, checked in one pod with no S3 and no deployment."""
     scripts = Scripts(config)
     mount = scripts.mounts
-    p = {name.replace("-", "_"): workflow_parameter(name) for name in FORK_PARAMETERS}
-    who = {"repo": p["repo"], "sha": p["sha"]}
-    github_ids = {"installation_id": p["installation_id"], "app_id": p["app_id"]}
+    p, who, github_ids = _arguments_of(FORK_PARAMETERS)
     reporter = [mount.github_app, mount.registrations_if_present]
     pending = scripts.script("report-pending", report.report_pending, reporter)
     check = scripts.script(
