@@ -6,10 +6,10 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Collection, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -28,11 +28,6 @@ from steps.store.base import (
     safe_relative,
 )
 from steps.store.checksums import READ_BLOCK, b64, file_checksums
-
-if TYPE_CHECKING:  # boto3-stubs is a dev dependency; the runtime needs no import
-    from concurrent.futures import Future
-
-    from mypy_boto3_s3 import S3Client
 
 MIB = 1024 * 1024
 S3_MAX_ATTEMPTS = 5
@@ -100,7 +95,7 @@ class S3Store(ArtifactStore):
         self,
         bucket: str,
         prefix: str,
-        client: S3Client,
+        client: Any,  # a boto3 S3 client (its stubs are a dev-only package: nothing shipped imports them)
         *,
         multipart_threshold: int = MULTIPART_THRESHOLD,
         part_size: int = PART_SIZE,
@@ -340,7 +335,7 @@ class S3Store(ArtifactStore):
 
 def s3_client(
     *, endpoint_url: str | None = None, region: str | None = None, max_attempts: int = S3_MAX_ATTEMPTS
-) -> S3Client:
+) -> Any:
     """A boto3 S3 client with standard retries; credentials come from boto3's default chain.
 
     In a pod the chain reads ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` mounted from a Secret;

@@ -15,8 +15,22 @@ TOKEN = "ghs_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 PAT = "github_pat_" + "11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjM0NTYifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
 AWS = "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"
-SECRETS = [TOKEN, PAT, JWT, AWS.split("=", 1)[1], "MIIEowIBAAKCAQEA"]
+
+
+def _pem() -> str:
+    """A fresh RSA private key in PEM, made when the tests run (no key material is tracked)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
+
+
+KEY = _pem()
+KEY_BODY = KEY.splitlines()[1]  # a line of the key's base64: what a leak would show
+SECRETS = [TOKEN, PAT, JWT, AWS.split("=", 1)[1], KEY_BODY]
 
 
 def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
