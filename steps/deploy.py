@@ -10,10 +10,9 @@ from typing import Any
 from steps.argocd.client import ArgoCDClient, OperationRunning
 from steps.argocd.settings import ArgoCDSettings, app_ui_url
 from steps.argocd.watch import Outcome
-from steps.github.app import repo_client
 from steps.github.compare import PERMISSIONS as COMPARE_PERMISSIONS
 from steps.github.compare import compare_status
-from steps.github.deployments import GitHubDeployments, RecordedDeployments, required_contexts
+from steps.github.deployments import GitHubDeployments, RecordedDeployments, deployments_for, required_contexts
 from steps.github.statuses import check_target
 from steps.policy.deploy import (
     DEPLOYMENT_STATE,
@@ -46,17 +45,12 @@ PROMOTE_WAIT_SECONDS = 60.0  # for another operation on the app (a manual sync) 
 def _api(
     repo: str, registration: RepoRegistration, installation_id: int | None, app_id: int | None
 ) -> GitHubDeployments | RecordedDeployments:
-    settings = GitHubStepSettings.from_env()
-    if settings.record_file:
-        return RecordedDeployments(settings.record_file, repo)
-    client = repo_client(
+    return deployments_for(
         repo,
         PERMISSIONS,
         installation_id=installation_id or registration.installation_id,
         app_id=app_id or registration.app_id,
-        settings=settings,
     )
-    return GitHubDeployments(client)
 
 
 def _check_environment(registration: RepoRegistration, repo: str, environment: str, after: str) -> None:

@@ -9,7 +9,7 @@ from steps.github.check_runs import PERMISSIONS as CHECK_PERMISSIONS
 from steps.github.check_runs import CheckRunResult, check_output, create_check_run
 from steps.github.comments import PERMISSIONS as COMMENT_PERMISSIONS
 from steps.github.comments import CommentResult, upsert_pr_comment
-from steps.github.deployments import GitHubDeployments, RecordedDeployments
+from steps.github.deployments import deployments_for
 from steps.github.statuses import check_target, post_status
 from steps.policy.deploy import superseded_note
 from steps.policy.report import RunSummary, build_annotations, check_run_output, comment_marker, pr_comment_body
@@ -76,14 +76,8 @@ def report_final(
 
 def _end_unfinished(repo: str, sha: str, workflow: str, installation_id: int | None, app_id: int | None) -> list[int]:
     """Turn this run's queued or in-progress deployments ``error``; best effort (the status is already out)."""
-    settings = GitHubStepSettings.from_env()
     try:
-        if settings.record_file:
-            api: GitHubDeployments | RecordedDeployments = RecordedDeployments(settings.record_file, repo)
-        else:
-            permissions = {"deployments": "write"}
-            client = repo_client(repo, permissions, installation_id=installation_id, app_id=app_id, settings=settings)
-            api = GitHubDeployments(client)
+        api = deployments_for(repo, {"deployments": "write"}, installation_id=installation_id, app_id=app_id)
         ended = []
         for deployment_id, environment in api.unfinished_of_run(sha, workflow):
             api.set_status(deployment_id, "error", f"{workflow} ended before {environment} reported; see the run")

@@ -12,11 +12,12 @@ from typing import Any
 from github import GithubException
 from github.Repository import Repository
 
+from steps.github.app import repo_client
 from steps.github.client import RepoClient
 from steps.policy.deploy import short
 from steps.policy.status import clip
 from steps.runtime.errors import ConfigError, DataError
-from steps.runtime.settings import record
+from steps.runtime.settings import GitHubStepSettings, record
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +308,22 @@ class RecordedDeployments:
         record(self.path, "deployment_delete", repo=self.repo, deployment_id=deployment_id)
 
 
+def deployments_for(
+    repo: str,
+    permissions: Mapping[str, str],
+    *,
+    installation_id: int | None = None,
+    app_id: int | None = None,
+    settings: GitHubStepSettings | None = None,
+) -> GitHubDeployments | RecordedDeployments:
+    """A step's deployments of ``repo``: recorded to ``GITHUB_RECORD_FILE`` in local runs, else on GitHub."""
+    settings = settings or GitHubStepSettings.from_env()
+    if settings.record_file:
+        return RecordedDeployments(settings.record_file, repo)
+    client = repo_client(repo, permissions, installation_id=installation_id, app_id=app_id, settings=settings)
+    return GitHubDeployments(client)
+
+
 def required_contexts(environ: Mapping[str, str] | None = None) -> list[str]:
     """``$GITHUB_REQUIRED_CONTEXTS``: a JSON list of commit status contexts a deployment requires (default [])."""
     raw = (os.environ if environ is None else environ).get(REQUIRED_CONTEXTS_ENV, "").strip()
@@ -321,4 +338,4 @@ def required_contexts(environ: Mapping[str, str] | None = None) -> list[str]:
     return value
 
 
-__all__ = ["TASK", "GitHubDeployments", "RecordedDeployments", "required_contexts"]
+__all__ = ["TASK", "GitHubDeployments", "RecordedDeployments", "deployments_for", "required_contexts"]

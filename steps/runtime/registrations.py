@@ -38,6 +38,12 @@ class Problems(ValueError):
         self.items = items
 
 
+def full_name_of(repo_url: str) -> str:
+    """``owner/name`` of a repository URL (``https://github.com/owner/name[.git]``)."""
+    parts = repo_url.rstrip("/").removesuffix(".git").split("/")
+    return "/".join(parts[-2:])
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, validate_default=True
@@ -115,8 +121,7 @@ class RepoRegistration(_Model):
     @property
     def full_name(self) -> str:
         """``owner/name`` of the repository."""
-        parts = self.repo_url.rstrip("/").removesuffix(".git").split("/")
-        return f"{parts[-2]}/{parts[-1]}"
+        return full_name_of(self.repo_url)
 
     def argocd_for(self, env: Environment) -> ArgoCDSource:
         """The Application settings of ``env``: the registration's block with the environment's changes.
@@ -217,11 +222,6 @@ def registration_files(environ: Mapping[str, str] | None = None) -> list[Path]:
     return files
 
 
-def _full_name(repo_url: Any) -> str:
-    parts = str(repo_url).rstrip("/").removesuffix(".git").split("/")
-    return "/".join(parts[-2:]).lower()
-
-
 def load_registration(repo: str, path: str | os.PathLike[str] | None = None) -> RepoRegistration:
     """The registration of ``owner/name`` from the mounted registrations files (JSON, or YAML as written by hand).
 
@@ -240,7 +240,7 @@ def load_registration(repo: str, path: str | os.PathLike[str] | None = None) -> 
             except json.JSONDecodeError:
                 data = yaml.safe_load(text)
             items = (data or {}).get("repoRegistrations") or []
-            match = next((item for item in items if _full_name(item.get("repoUrl", "")) == wanted), None)
+            match = next((i for i in items if full_name_of(str(i.get("repoUrl", ""))).lower() == wanted), None)
             if match is not None:
                 return RepoRegistration.model_validate(match)
         except (OSError, AttributeError, yaml.YAMLError, ValidationError) as exc:
@@ -287,6 +287,7 @@ __all__ = [
     "Problems",
     "RepoRegistration",
     "dump_registrations",
+    "full_name_of",
     "load_registration",
     "mounted_registration",
     "registration_files",
