@@ -86,38 +86,25 @@ def _unchanged(
     """
     present = store.list_sizes(prefix + "/")
     candidates = [u for u in uploads if present.get(u.key) == u.size]
-    if not candidates:
-        return set()
     verified = {
         f"{prefix}/{a.get('path')}": (a.get("size"), a.get("sha256"))
         for a in (stored or {}).get("artifacts") or []
         if isinstance(a, dict)
     }
-    listed = [u for u in candidates if verified.get(u.key) == (u.size, u.sha256)]
-    candidates = [u for u in candidates if verified.get(u.key) != (u.size, u.sha256)]
 
-    def intact(upload: Upload) -> bool:
-        # Local work only (no request): the file must still be what the manifest says was built.
-        actual_hex = file_checksums(upload.path)[0]
+    def unchanged(upload: Upload) -> bool:
+        listed = verified.get(upload.key) == (upload.size, upload.sha256)
+        # The local file must still be what the manifest says was built (local work only, no request).
+        actual_hex, checksum = (file_checksums(upload.path)[0], "") if listed else store.checksum_file(upload.path)
         if actual_hex != upload.sha256:
             raise changed_after_build(upload, actual_hex)
-        return True
-
-    with ThreadPoolExecutor(max_workers=store.concurrency) as pool:
-        known = {u.key for u, ok in zip(listed, pool.map(intact, listed), strict=True) if ok}
-    if not candidates:
-        return known
-
-    def same(upload: Upload) -> bool:
-        actual_hex, checksum = store.checksum_file(upload.path)
-        if actual_hex != upload.sha256:
-            raise changed_after_build(upload, actual_hex)
+        if listed:
+            return True
         obj = store.head(upload.key)
         return obj is not None and checksums_match(checksum, obj.checksum)
 
     with ThreadPoolExecutor(max_workers=store.concurrency) as pool:
-        found = {u.key for u, unchanged in zip(candidates, pool.map(same, candidates), strict=True) if unchanged}
-    return known | found
+        return {u.key for u, same in zip(candidates, pool.map(unchanged, candidates), strict=True) if same}
 
 
 def _write_manifest(
