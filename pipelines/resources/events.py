@@ -119,24 +119,21 @@ def _string(path: str, *patterns: str) -> dict[str, Any]:
     return {"path": path, "type": "string", "value": list(patterns)}
 
 
-# A pull request whose head lives in another repository (a fork) must not run with the project's credentials:
-# its tarball, CSVs and pandera YAML are untrusted. Data filters compare a path with constants only, so the
-# comparison of two paths is an expr filter (govaluate, argo-events pkg/sensors/dependencies/filter.go
-# filterExpr). A deleted fork has ``head.repo: null``: the path does not exist, the filter errors, nothing fires.
-OTHER_REPOSITORY = {
-    "expr": "head != base",
-    "fields": [
-        {"name": "head", "path": "body.pull_request.head.repo.full_name"},
-        {"name": "base", "path": "body.repository.full_name"},
-    ],
-}
-SAME_REPOSITORY = {
-    "expr": "head == base",
-    "fields": [
-        {"name": "head", "path": "body.pull_request.head.repo.full_name"},
-        {"name": "base", "path": "body.repository.full_name"},
-    ],
-}
+def _head_is_base(same: bool) -> dict[str, Any]:
+    """An expr filter on whether a pull request's head is in the base repository (``same``) or a fork.
+
+    A fork's head must not run with the project's credentials: its tarball, CSVs and pandera YAML are
+    untrusted. Data filters compare a path with constants only, so comparing two paths is an expr filter
+    (govaluate, argo-events pkg/sensors/dependencies/filter.go filterExpr). A deleted fork has
+    ``head.repo: null``: the path does not exist, the filter errors, nothing fires either way.
+    """
+    return {
+        "expr": "head == base" if same else "head != base",
+        "fields": [
+            {"name": "head", "path": "body.pull_request.head.repo.full_name"},
+            {"name": "base", "path": "body.repository.full_name"},
+        ],
+    }
 
 
 def _dependency(
@@ -158,10 +155,10 @@ def _dependency(
         ]
         filters = {"data": data}
     else:
-        actions = "|".join(RELEASE_PR_ACTIONS) if kind == PULL_REQUEST else "closed"
+        actions = "closed" if kind == PR_CLOSED else "|".join(RELEASE_PR_ACTIONS)
         data = [_string(EVENT_HEADER_PATH, "^pull_request$"), repo, _string("body.action", f"^({actions})$")]
         # Closing only retires a preview (no code of the pull request runs), so forks may close theirs.
-        filters = {"data": data, "exprs": [SAME_REPOSITORY]} if kind == PULL_REQUEST else {"data": data}
+        filters = {"data": data} if kind == PR_CLOSED else {"data": data, "exprs": [_head_is_base(kind != FORK_PR)]}
     return {
         "name": dependency_name(app_id, kind, branch, s3_secret),
         "eventSourceName": config.events.event_source_name,
@@ -224,18 +221,6 @@ def _cleanup_trigger(config: Config, app_id: int | None, dep: str) -> dict[str, 
     values = {"app-id": "" if app_id is None else str(app_id)}
     workflow = _workflow(config, PR_CLOSED, CLEANUP_TEMPLATE, _arguments(order, values))
     return _trigger(dep, PR_CLOSED, workflow, params)
-
-
-def _fork_dependency(config: Config, app_id: int | None, regs: list[RepoRegistration]) -> dict[str, Any]:
-    repo = _string("body.repository.full_name", repository_pattern([r.full_name for r in regs]))
-    actions = "|".join(RELEASE_PR_ACTIONS)
-    data = [_string(EVENT_HEADER_PATH, "^pull_request$"), repo, _string("body.action", f"^({actions})$")]
-    return {
-        "name": dependency_name(app_id, FORK_PR),
-        "eventSourceName": config.events.event_source_name,
-        "eventName": event_name(app_id),
-        "filters": {"data": data, "exprs": [OTHER_REPOSITORY]},
-    }
 
 
 def _fork_trigger(config: Config, app_id: int | None, dep: str) -> dict[str, Any]:
@@ -337,7 +322,7 @@ def sensor(config: Config) -> dict[str, Any]:
             triggers.append(_release_trigger(config, app_id, PULL_REQUEST, dependencies[-1]["name"], secret or None))
         forked = [reg for reg in regs if reg.forks == "validate" and PULL_REQUEST in reg.events]
         if forked:  # opted in: a fork's pull request is checked, with no S3 and nothing published
-            dependencies.append(_fork_dependency(config, app_id, forked))
+            dependencies.append(_dependency(config, app_id, FORK_PR, forked))
             triggers.append(_fork_trigger(config, app_id, dependencies[-1]["name"]))
         closing = [reg for reg in regs if PR_CLOSED in _kinds(reg)]  # cleanup touches no S3
         if closing:
