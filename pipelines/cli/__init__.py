@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from pipelines import argo_server
 from pipelines.cli import lint, render, run, submit
 from pipelines.config import ConfigFileError
+from steps.argo import server as argo_server
 
 COMMANDS = (render, lint, submit, run)
 

@@ -4,8 +4,8 @@ import argparse
 import os
 from importlib.metadata import version
 
-from pipelines import argo_server
 from pipelines.config import Config, load_config
+from steps.argo import server as argo_server
 
 
 def load(args: argparse.Namespace) -> Config:

@@ -5,8 +5,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines import argo_server, lint, render
+from pipelines import lint, render
 from pipelines.cli._common import load, server
+from steps.argo import server as argo_server
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

@@ -5,10 +5,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pipelines import argo_server
 from pipelines.cli._common import load, server
 from pipelines.parameters import RELEASE_TEMPLATE
 from pipelines.runs import submit_parameters
+from steps.argo import server as argo_server
 
 
 def _progress(workflow: dict[str, Any]) -> None:

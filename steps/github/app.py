@@ -49,12 +49,13 @@ class PrivateKey:
 
 
 def load_private_key(
-    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None, app_id: int | None = None
 ) -> PrivateKey:
     """Load the App's PEM private key from a mounted file or an environment variable.
 
-    Order: ``path`` if given, else ``$GITHUB_APP_PRIVATE_KEY_PATH``, else ``$GITHUB_APP_PRIVATE_KEY`` (the
-    PEM itself), else the Kubernetes Secret mount ``/var/run/secrets/github-app/private-key``.
+    Order: ``path`` if given, else ``$GITHUB_APP_PRIVATE_KEY_PATH`` (``{app_id}`` in it replaced by ``app_id``),
+    else ``$GITHUB_APP_PRIVATE_KEY`` (the PEM itself), else the Kubernetes Secret mount
+    ``/var/run/secrets/github-app/private-key``.
 
     Raises:
         ConfigError: no key found, unreadable, or not a PEM RSA private key. The message names the source
@@ -62,13 +63,14 @@ def load_private_key(
     """
     environ = os.environ if environ is None else environ
     if path is None and environ.get(KEY_PATH_ENV):
-        path = environ[KEY_PATH_ENV]
+        # "{app_id}" in the path: one mounted key per App (the reconciler reports for every App's repositories).
+        path = environ[KEY_PATH_ENV].replace("{app_id}", str(app_id or ""))
     if path is not None:
         source = str(path)
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            secret = environ.get(KEY_SECRET_ENV, "")
+            secret = environ.get(KEY_SECRET_ENV, "").replace("{app_id}", str(app_id or ""))
             where = f"Secret {secret} (missing, or without that key)" if secret else "the App's key"
             raise ConfigError(
                 f"GitHub App private key file {source} cannot be read ({exc.strerror}); mount {where} there"
@@ -254,7 +256,7 @@ def token_source(
     app = _id(app_id) or _id(settings.app_id)
     if app is None:
         raise ConfigError("no GitHub App id: pass app-id or set GITHUB_APP_ID (github.appId in hera_config.yaml)")
-    client = GitHubApp(app, load_private_key(), settings.api_url, settings.timeout, settings.budget)
+    client = GitHubApp(app, load_private_key(app_id=app), settings.api_url, settings.timeout, settings.budget)
     wanted = _check_permissions(permissions)
     known = _id(installation_id)
 

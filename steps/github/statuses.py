@@ -103,6 +103,17 @@ def set_commit_status(
     return StatusResult(repo, sha, state, description, context, target_url, posted)
 
 
+def latest_status(client: RepoClient, sha: str, context: str) -> tuple[str, str] | None:
+    """``(state, target_url)`` of the newest status of ``context`` on ``sha``, or None (one GET, combined status)."""
+
+    def act(repository: Repository) -> tuple[str, str] | None:
+        statuses = repository.get_commit(sha).get_combined_status().statuses
+        latest = next((s for s in statuses if s.context == context), None)
+        return None if latest is None else (latest.state, latest.target_url or "")
+
+    return client.call(f"read the {context} status of {sha[:7]}", act)
+
+
 def post_status(
     repo: str, sha: str, state: str, description: str, installation_id: int | None, app_id: int | None
 ) -> dict[str, Any]:
@@ -142,6 +153,7 @@ __all__ = [
     "PERMISSIONS",
     "StatusResult",
     "check_target",
+    "latest_status",
     "post_status",
     "set_commit_status",
 ]

@@ -95,6 +95,20 @@ def parse_failures(raw: str | None) -> list[Failure]:
     return [_failure(item) for item in value if isinstance(item, dict)]
 
 
+def failures_of_nodes(nodes: dict[str, dict[str, object]], *, skip_prefix: str = "") -> list[Failure]:
+    """``{{workflow.failures}}`` rebuilt from a Workflow's ``status.nodes``: every Failed or Error node.
+
+    Argo builds that variable the same way (``operator.go``: each node whose phase is Failed or Error);
+    ``skip_prefix`` leaves out a subtree by node name (e.g. the exit handler's ``<workflow>.onExit``).
+    """
+    return [
+        _failure(node)
+        for node in nodes.values()
+        if node.get("phase") in ("Failed", "Error")
+        and not (skip_prefix and str(node.get("name", "")).startswith(skip_prefix))
+    ]
+
+
 def _failure(item: dict[str, object]) -> Failure:
     raw = str(item.get("message") or "").strip()
     code: int | None = None
@@ -188,6 +202,7 @@ __all__ = [
     "clip",
     "INFRA_MARKER",
     "final_description",
+    "failures_of_nodes",
     "final_state",
     "github_state",
     "parse_failures",

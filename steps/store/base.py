@@ -145,6 +145,22 @@ class ArtifactStore(ABC):
     def abort_incomplete(self, keys: Collection[str]) -> list[str]:
         """Remove unfinished uploads (S3 multipart uploads, partial files) of ``keys``; return those removed."""
 
+    @abstractmethod
+    def list_modified(self, prefix: str, *, max_keys: int) -> tuple[dict[str, float], bool]:
+        """Keys under ``prefix`` with their last-modified time (epoch seconds), at most ``max_keys``.
+
+        Returns:
+            The keys found, and whether more were left unlisted.
+        """
+
+    @abstractmethod
+    def delete(self, keys: Collection[str]) -> int:
+        """Delete ``keys`` (missing ones are no error); return how many were asked for."""
+
+    @abstractmethod
+    def abort_uploads_before(self, cutoff: float, *, max_uploads: int) -> list[str]:
+        """Abort unfinished uploads under the store's root started before ``cutoff`` (epoch); return their keys."""
+
 
 __all__ = [
     "ArtifactStore",

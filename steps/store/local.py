@@ -167,6 +167,33 @@ class LocalStore(ArtifactStore):
                     removed.append(key)
         return removed
 
+    def list_modified(self, prefix: str, *, max_keys: int) -> tuple[dict[str, float], bool]:
+        """Keys under ``prefix`` with their modification time."""
+        keys = sorted(self.list_sizes(prefix))
+        return {k: self._path(k).stat().st_mtime for k in keys[:max_keys]}, len(keys) > max_keys
+
+    def delete(self, keys: Collection[str]) -> int:
+        """Delete ``keys``, then the directories they leave empty."""
+        for key in keys:
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            for parent in path.parents:
+                if parent == self.root or not parent.is_dir() or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+        return len(keys)
+
+    def abort_uploads_before(self, cutoff: float, *, max_uploads: int) -> list[str]:
+        """Delete partial files (an interrupted write's temporary file) older than ``cutoff``."""
+        removed: list[str] = []
+        for path in self.root.rglob(".*.partial") if self.root.is_dir() else ():
+            if len(removed) >= max_uploads:
+                break
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed.append(path.relative_to(self.root).as_posix())
+        return removed
+
 
 __all__ = [
     "LocalStore",

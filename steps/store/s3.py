@@ -332,6 +332,56 @@ class S3Store(ArtifactStore):
             raise _s3_error("AbortMultipartUpload", self.url, exc) from exc
         return aborted
 
+    def list_modified(self, prefix: str, *, max_keys: int) -> tuple[dict[str, float], bool]:
+        """Keys under ``prefix`` with their ``LastModified`` (one ListObjectsV2 per 1,000 keys)."""
+        full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        found: dict[str, float] = {}
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full_prefix)
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if len(found) >= max_keys:
+                        return found, True
+                    found[self._relative(obj["Key"])] = obj["LastModified"].timestamp()
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error("ListObjectsV2", self.url_for(prefix), exc) from exc
+        return found, False
+
+    def delete(self, keys: Collection[str]) -> int:
+        """Delete ``keys`` with DeleteObjects, 1,000 per request (the API's limit)."""
+        ordered = sorted(keys)
+        try:
+            for start in range(0, len(ordered), 1000):
+                batch = [{"Key": self._full(k)} for k in ordered[start : start + 1000]]
+                answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                if answer.get("Errors"):
+                    error = answer["Errors"][0]
+                    raise InfraError(
+                        f"S3 DeleteObjects refused {len(answer['Errors'])} key(s), e.g. {error.get('Key')}: "
+                        f"{error.get('Code')} {error.get('Message', '')}".strip()
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error("DeleteObjects", self.url, exc) from exc
+        return len(ordered)
+
+    def abort_uploads_before(self, cutoff: float, *, max_uploads: int) -> list[str]:
+        """Abort multipart uploads under the prefix initiated before ``cutoff`` (a killed pod never finishes one)."""
+        aborted: list[str] = []
+        try:
+            prefix = f"{self.prefix}/" if self.prefix else ""
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    if len(aborted) >= max_uploads:
+                        return aborted
+                    if upload["Initiated"].timestamp() < cutoff:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted.append(self._relative(upload["Key"]))
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error("AbortMultipartUpload", self.url, exc) from exc
+        return aborted
+
 
 def s3_client(
     *, endpoint_url: str | None = None, region: str | None = None, max_attempts: int = S3_MAX_ATTEMPTS

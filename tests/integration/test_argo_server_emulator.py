@@ -259,7 +259,7 @@ def test_requests_outside_the_swagger_subset_are_recorded(argo: ArgoServerEmulat
         api(argo, f"workflows/{ARGO_NAMESPACE}/submit"), json={"resourceName": 7}, headers=AUTH, timeout=5
     )
     unknown_field = submit(argo, "release", label="app=x")  # the field is "labels"; the real server ignores it
-    unknown_path = requests.get(api(argo, f"workflows/{ARGO_NAMESPACE}"), headers=AUTH, timeout=5)
+    unknown_path = requests.delete(api(argo, f"workflows/{ARGO_NAMESPACE}/{name}"), headers=AUTH, timeout=5)
 
     assert unknown_param.status_code == 400 and unknown_param.json()["code"] == 3
     assert bad_body.status_code == 400
@@ -270,3 +270,53 @@ def test_requests_outside_the_swagger_subset_are_recorded(argo: ArgoServerEmulat
     assert "unknown query parameter 'watch'" in reasons[0]
     assert "resourceName: 7 is not of type 'string'" in reasons[1]
     assert "'label' was unexpected" in reasons[2]
+
+
+def test_lists_filter_by_label_and_page_with_continue(argo: ArgoServerEmulator) -> None:
+    argo.add_template(simple_template("release"))
+    for index in range(5):
+        submit(argo, "release", labels=f"team=a,n=n{index}")
+    submit(argo, "release", labels="team=b")
+
+    seen, token, pages = [], "", 0
+    while True:
+        query = {"listOptions.labelSelector": "team=a", "listOptions.limit": "2"}
+        if token:
+            query["listOptions.continue"] = token
+        page = requests.get(api(argo, f"workflows/{ARGO_NAMESPACE}"), params=query, headers=AUTH, timeout=5).json()
+        pages += 1
+        seen += [w["metadata"]["labels"]["n"] for w in page["items"]]
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+
+    assert (seen, pages) == (["n0", "n1", "n2", "n3", "n4"], 3)
+    expired = requests.get(
+        api(argo, f"workflows/{ARGO_NAMESPACE}"), params={"listOptions.continue": "not-ours"}, headers=AUTH, timeout=5
+    )
+    assert expired.status_code >= 400
+    # Without an archive the server answers an empty list, not an error (persist/sqldb/null_workflow_archive.go).
+    archived = requests.get(
+        api(argo, "archived-workflows"), params={"namespace": ARGO_NAMESPACE}, headers=AUTH, timeout=5
+    )
+    assert archived.status_code == 200 and archived.json().get("items", []) == []
+    assert argo.invalid_requests == []
+
+
+def test_terminate_fails_the_run_without_its_exit_handler(argo: ArgoServerEmulator) -> None:
+    argo.add_template(simple_template("release", ("a", "b")))
+    argo.workflow_timeline = [(0, "Pending"), (0.01, "Running")]
+    name = submit(argo, "release").json()["metadata"]["name"]
+    time.sleep(0.05)
+
+    argo.terminate(name)
+    workflow = requests.get(api(argo, f"workflows/{ARGO_NAMESPACE}/{name}"), headers=AUTH, timeout=5).json()
+
+    assert workflow["spec"]["shutdown"] == "Terminate"
+    assert (workflow["status"]["phase"], workflow["status"]["message"]) == (
+        "Failed",
+        "Stopped with strategy 'Terminate'",
+    )
+    assert not any(n["name"].endswith(".onExit") for n in workflow["status"]["nodes"].values())
+    argo.delete_workflow(name)
+    assert requests.get(api(argo, f"workflows/{ARGO_NAMESPACE}/{name}"), headers=AUTH, timeout=5).status_code == 404

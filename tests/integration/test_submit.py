@@ -1,11 +1,11 @@
 import pytest
 
-from pipelines.argo_server import ArgoServer, ArgoServerError
 from pipelines.cli import main
 from pipelines.config import load_config
 from pipelines.parameters import RELEASE_PARAMETERS
 from pipelines.resources.workflows import release_template
 from pipelines.runs import submit_parameters
+from steps.argo.server import ArgoServer, ArgoServerError
 from tests.support.emulators.argo_server_fixtures import ARGO_TEST_TOKEN
 
 SHA = "9f1c2e3d4b5a69788776655443322110ffeeddcc"

@@ -1,4 +1,4 @@
-"""Argo Workflows server emulator over real HTTP: workflow templates, submit/create/get workflows, lint.
+"""Argo Workflows server emulator over real HTTP: workflow templates, submit/create/get/list workflows, lint.
 
 Models the Argo Server REST API (https://argo-workflows.readthedocs.io/en/latest/rest-api/) for the operations of
 tests/support/specs/argo-workflows-swagger-subset.json. Submitting a WorkflowTemplate
@@ -11,11 +11,19 @@ Lint, create and update check manifests against pipelines/schemas/argo-workflows
 IntOrString override described in tests/support/specs/README.md) and answer InvalidArgument (code 3) with the first
 schema error. Messages the emulator invents where upstream wording was not checked say so where they are raised.
 Declared query parameters it does not act on (``getOptions.resourceVersion``, ``fields``, ``uid``, and every
-``listOptions.*`` but ``labelSelector``) are accepted and ignored.
+``listOptions.*`` but ``labelSelector``, ``limit`` and ``continue``) are accepted and ignored. Lists page like the
+real server: live Workflows with an opaque ``continue`` token, the archive with an offset (upstream
+``server/workflowarchive/archived_workflow_server.go``), and without an archive that list is empty, not an error
+(``persist/sqldb/null_workflow_archive.go``).
+
+Beyond the timeline, tests can put a Workflow in any state (``put_workflow``), ``terminate`` one as ``argo
+terminate`` does (``spec.shutdown: Terminate``; the exit handler never runs, upstream ``operator.go``:
+``ShouldExecute(true)`` is false for Terminate), ``delete_workflow`` one, or ``archive_workflow`` it.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -23,7 +31,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +124,33 @@ def label_problem(kind: str, name: str, labels: Mapping[str, str]) -> str | None
                 "must start and end with an alphanumeric character (at most 63 characters)"
             )
     return None
+
+
+def label_selector(text: str) -> Callable[[Mapping[str, str]], bool]:
+    """A Kubernetes equality-based label selector (``k=v``, ``k==v``, ``k!=v``, ``k``, ``!k``, comma = and)."""
+    tests: list[Callable[[Mapping[str, str]], bool]] = []
+    for term in filter(None, (t.strip() for t in text.split(","))):
+        if "!=" in term:
+            key, _, value = term.partition("!=")
+            tests.append(lambda labels, k=key.strip(), v=value.strip(): labels.get(k) != v)
+        elif "=" in term:
+            key, _, value = term.replace("==", "=").partition("=")
+            tests.append(lambda labels, k=key.strip(), v=value.strip(): labels.get(k) == v)
+        elif term.startswith("!"):
+            tests.append(lambda labels, k=term[1:].strip(): k not in labels)
+        else:
+            tests.append(lambda labels, k=term: k in labels)
+    return lambda labels: all(test(labels) for test in tests)
+
+
+def _decode_continue(token: str) -> int:
+    """The offset inside an opaque continue token this emulator issued; any other token is refused."""
+    if not token:
+        return 0
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["o"])
+    except (ValueError, KeyError, TypeError):
+        raise GrpcError(10, "The provided continue parameter is too old to display a consistent list result.") from None
 
 
 def _pairs(text: str, what: str) -> dict[str, str]:
@@ -276,6 +311,7 @@ class _Workflow:
     mutex: str | None
     failure_message: str
     scope: str
+    fixed: dict[str, Any] | None = None  # a document put or frozen by a test (terminated): no timeline
 
 
 def _timestamp(epoch: float) -> str:
@@ -323,11 +359,15 @@ class ArgoServerEmulator(GrpcGatewayEmulator):
         self._templates: dict[tuple[str, str], dict[str, Any]] = {}
         self._workflows: dict[tuple[str, str], _Workflow] = {}
         self._resource_version = 5000
+        self.archive_enabled = False
+        self._archive: list[dict[str, Any]] = []
         self.handlers.update(
             {
                 "WorkflowService_SubmitWorkflow": self._submit,
                 "WorkflowService_CreateWorkflow": self._create_workflow,
                 "WorkflowService_GetWorkflow": self._get_workflow,
+                "WorkflowService_ListWorkflows": self._list_workflows,
+                "ArchivedWorkflowService_ListArchivedWorkflows": self._list_archived,
                 "WorkflowTemplateService_ListWorkflowTemplates": self._list_templates,
                 "WorkflowTemplateService_CreateWorkflowTemplate": self._create_template,
                 "WorkflowTemplateService_GetWorkflowTemplate": self._get_template,
@@ -398,6 +438,66 @@ class ArgoServerEmulator(GrpcGatewayEmulator):
                 for (ns, _), wf in self._workflows.items()
                 if namespace is None or ns == namespace
             ]
+
+    def put_workflow(self, manifest: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """Store a Workflow exactly as given, status included (it must pass the schema), and return it."""
+        namespace = namespace or self.namespace
+        document = copy.deepcopy(dict(manifest))
+        problem = self._schema.first_error("Workflow", document)
+        if problem:
+            raise ValueError(f"the workflow does not match the Workflow schema: {problem}")
+        with self._lock:
+            self._resource_version += 10
+            metadata = document.setdefault("metadata", {})
+            metadata.setdefault("uid", str(uuid.uuid4()))
+            metadata.setdefault("creationTimestamp", utc_now())
+            metadata.update({"namespace": namespace, "resourceVersion": str(self._resource_version)})
+            self._workflows[(namespace, metadata["name"])] = _Workflow(
+                manifest=document,
+                root=_Node(metadata["name"], metadata["name"], "Steps", ""),
+                steps=[],
+                created=time.monotonic(),
+                created_wall=time.time(),
+                resource_version=self._resource_version,
+                mutex=None,
+                failure_message=self.failure_message,
+                scope="",
+                fixed=document,
+            )
+            return copy.deepcopy(document)
+
+    def terminate(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """``argo terminate``: the run fails at once, its running nodes fail, its exit handler never runs."""
+        key = (namespace or self.namespace, name)
+        with self._lock:
+            wf = self._workflows[key]
+            document = self._workflow_json(wf)
+            message = "Stopped with strategy 'Terminate'"
+            now = utc_now()
+            document["spec"]["shutdown"] = "Terminate"
+            status = document.setdefault("status", {})
+            for node in (status.get("nodes") or {}).values():
+                if node["phase"] in ("Pending", "Running"):
+                    node.update({"phase": "Failed", "message": message, "finishedAt": now})
+            status.update({"phase": "Failed", "message": message, "finishedAt": now})
+            status.setdefault("startedAt", now)
+            labels = document["metadata"].setdefault("labels", {})
+            labels.update({"workflows.argoproj.io/phase": "Failed", "workflows.argoproj.io/completed": "true"})
+            wf.fixed = document
+            return copy.deepcopy(document)
+
+    def delete_workflow(self, name: str, namespace: str | None = None) -> None:
+        """Delete a Workflow (``kubectl delete``, ``argo delete`` or its TTL): it is gone from the live list."""
+        with self._lock:
+            del self._workflows[(namespace or self.namespace, name)]
+
+    def archive_workflow(self, name: str, namespace: str | None = None) -> None:
+        """Archive a finished Workflow and delete the live one, as the controller does with an archive and a TTL."""
+        if not self.archive_enabled:
+            raise ValueError("set archive_enabled first: a server without an archive keeps nothing")
+        with self._lock:
+            document = self._workflow_json(self._workflows.pop((namespace or self.namespace, name)))
+            self._archive.append(document)
 
     # ------------------------------------------------------------------ handlers
 
@@ -542,6 +642,57 @@ class ArgoServerEmulator(GrpcGatewayEmulator):
                 raise GrpcError(5, f'workflows.argoproj.io "{name}" not found')
             return self._workflow_json(wf)
 
+    def _list_workflows(self, ctx: RequestContext) -> dict[str, Any]:
+        namespace = self._authorize(ctx, "workflows")
+        selector = label_selector(ctx.query.get("listOptions.labelSelector") or "")
+        limit = int(ctx.query.get("listOptions.limit") or 0)
+        offset = _decode_continue(ctx.query.get("listOptions.continue") or "")
+        with self._lock:
+            items = [
+                self._workflow_json(wf)
+                for (ns, _), wf in self._workflows.items()
+                if ns == namespace and selector(wf.manifest["metadata"].get("labels") or {})
+            ]
+            version = str(self._resource_version)
+        page = items[offset : offset + limit] if limit else items[offset:]
+        metadata: dict[str, Any] = {"resourceVersion": version}
+        if limit and offset + limit < len(items):
+            metadata["continue"] = base64.urlsafe_b64encode(
+                json.dumps({"v": "meta.k8s.io/v1", "o": offset + limit}).encode()
+            ).decode()
+        listed = {"metadata": metadata, "items": page}
+        self.check_emitted("io.argoproj.workflow.v1alpha1.WorkflowList", listed, "workflow list")
+        return listed
+
+    def _list_archived(self, ctx: RequestContext) -> dict[str, Any]:
+        namespace = ctx.query.get("namespace") or ""
+        if not ctx.allowed or (namespace and namespace not in self.namespaces):
+            raise GrpcError(
+                7,
+                f'Permission denied, you are not allowed to list workflows in namespace "{namespace}". Maybe you '
+                f"want to specify a namespace with query parameter `.namespace={namespace}`?",
+            )
+        selector = label_selector(ctx.query.get("listOptions.labelSelector") or "")
+        limit = int(ctx.query.get("listOptions.limit") or 0)
+        token = ctx.query.get("listOptions.continue") or "0"
+        if not token.isdigit():
+            raise GrpcError(3, f"listOptions.continue must be an integer, got {token!r}")
+        offset = int(token)
+        with self._lock:
+            items = [
+                copy.deepcopy(d)
+                for d in self._archive
+                if (not namespace or d["metadata"]["namespace"] == namespace)
+                and selector(d["metadata"].get("labels") or {})
+            ]
+        page = items[offset : offset + limit] if limit else items[offset:]
+        metadata: dict[str, Any] = {}
+        if limit and offset + limit < len(items):
+            metadata["continue"] = str(offset + limit)
+        listed = {"metadata": metadata, "items": page}
+        self.check_emitted("io.argoproj.workflow.v1alpha1.WorkflowList", listed, "archived workflow list")
+        return listed
+
     def _lint(self, ctx: RequestContext) -> dict[str, Any]:
         """Check the manifest against the official schema; echo it back when it passes."""
         kind, field_name, resource = _LINTS[ctx.operation_id]
@@ -647,6 +798,8 @@ class ArgoServerEmulator(GrpcGatewayEmulator):
 
     def _workflow_json(self, wf: _Workflow) -> dict[str, Any]:
         """Render the workflow with the status its timeline gives it now (lock held)."""
+        if wf.fixed is not None:
+            return copy.deepcopy(wf.fixed)
         elapsed = time.monotonic() - wf.created
         reached = [s for s in wf.steps if s.offset <= elapsed]
         document = copy.deepcopy(wf.manifest)
@@ -789,5 +942,6 @@ __all__ = [
     "ManifestSchema",
     "apply_submit_options",
     "label_problem",
+    "label_selector",
     "simple_template",
 ]

@@ -1,7 +1,7 @@
-"""A small client of the Argo Server REST API: submit from a WorkflowTemplate, follow a run, lint."""
+"""A small client of the Argo Server REST API: submit from a WorkflowTemplate, list and follow runs, lint."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,9 @@ class ArgoServer:
     timeout: float = 15.0
     session: requests.Session = field(default_factory=requests.Session, repr=False)
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
         if self.token:
             token = self.token.strip()
@@ -41,7 +43,7 @@ class ArgoServer:
         url = self.host.rstrip("/") + path
         try:
             resp = self.session.request(
-                method, url, json=body, headers=headers, timeout=self.timeout, verify=self.verify
+                method, url, json=body, params=params, headers=headers, timeout=self.timeout, verify=self.verify
             )
         except requests.ConnectionError:
             raise ArgoServerError(
@@ -96,6 +98,26 @@ class ArgoServer:
     def get(self, name: str) -> dict[str, Any]:
         """The Workflow ``name``."""
         return self._request("GET", f"/api/v1/workflows/{self.namespace}/{name}")
+
+    def list_workflows(
+        self, label_selector: str, *, page_size: int = 100, archived: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Every Workflow matching ``label_selector``, one page of ``page_size`` per request.
+
+        With ``archived`` the Workflow archive instead (``GET /api/v1/archived-workflows``): a server without
+        an archive answers an empty list (upstream ``persist/sqldb/null_workflow_archive.go``).
+        """
+        path = "/api/v1/archived-workflows" if archived else f"/api/v1/workflows/{self.namespace}"
+        params = {"listOptions.labelSelector": label_selector, "listOptions.limit": str(page_size)}
+        if archived:
+            params["namespace"] = self.namespace
+        while True:
+            page = self._request("GET", path, params=params)
+            yield from page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            params["listOptions.continue"] = token
 
     def lint_template(self, template: dict[str, Any]) -> dict[str, Any]:
         """Ask the server to lint a WorkflowTemplate; raises ``ArgoServerError`` with its message when invalid."""

@@ -1,0 +1,1 @@
+"""Thin client of the Argo Server: list, get and submit Workflows."""

@@ -1,0 +1,262 @@
+"""The release-status reconciler on the emulators: Argo Server (list, archive), GitHub, and moto's S3 over HTTP."""
+
+import json
+import time
+
+import pytest
+
+from steps.argo.server import ArgoServer
+from steps.github.app import repo_client
+from steps.github.deployments import GitHubDeployments
+from steps.github.statuses import set_commit_status
+from steps.reconcile import MEMO_KEY, Limits, Reconciler
+from steps.store.url import open_store
+from tests.support.emulators.argo_server import simple_template
+from tests.support.emulators.argo_server_fixtures import ARGO_TEST_TOKEN
+from tests.support.reconcile_helpers import LINK, RUN_LABELS, run_document
+
+REPO = "acme/data"
+SHA = "a" * 40
+SHA2 = "b" * 40
+DAY = 86400.0
+
+
+@pytest.fixture
+def world(github_env, argo_server_emulator, s3_server):
+    """The three emulators and a factory of reconciler passes (a pass may run at a later clock)."""
+    store = open_store(f"s3://{s3_server.bucket}/releases", endpoint_url=s3_server.endpoint_url)
+    argo = ArgoServer(argo_server_emulator.url, "argo", ARGO_TEST_TOKEN)
+
+    def ids(repo):
+        installation = github_env.globex_installation_id if repo.startswith("globex/") else github_env.installation_id
+        return installation, github_env.app_id
+
+    def reconcile(*, dry_run=False, later=0.0, **limits):
+        return Reconciler(
+            argo=argo,
+            settings=github_env.settings,
+            target_url=lambda name: LINK.format(workflow=name),
+            github_ids=ids,
+            store=store,
+            limits=Limits(**limits),
+            dry_run=dry_run,
+            clock=lambda: time.time() + later,
+        ).run()
+
+    client = repo_client(
+        REPO,
+        {"statuses": "write", "deployments": "write"},
+        installation_id=github_env.installation_id,
+        app_id=github_env.app_id,
+        settings=github_env.settings,
+    )
+
+    class World:
+        pass
+
+    w = World()
+    w.github, w.argo, w.s3, w.store, w.reconcile, w.client = (
+        github_env, argo_server_emulator, s3_server, store, reconcile, client
+    )  # fmt: skip
+    return w
+
+
+def pending(world, name, sha=SHA):
+    set_commit_status(world.client, sha, "pending", f"Preparing release data in {name}",
+                      context="release-data-prep", target_url=LINK.format(workflow=name))  # fmt: skip
+
+
+def in_progress_deployment(world, name, environment="staging", sha=SHA):
+    api = GitHubDeployments(world.client)
+    deployment = api.create(sha, environment, production=False, transient=False, payload={"workflow": name},
+                            required_contexts=[], description="Deploying")  # fmt: skip
+    api.set_status(deployment, "in_progress", "Waiting for Argo CD")
+    return deployment
+
+
+def writes(github):
+    """Calls that change something on GitHub (minting an installation token changes nothing there)."""
+    return sum(1 for c in github.calls if c.method in ("POST", "PATCH", "DELETE") and "access_tokens" not in c.api_path)
+
+
+def last_status(world, sha=SHA):
+    return world.github.statuses(REPO, sha)[-1]
+
+
+def test_exit_handler_that_failed_past_its_budget_is_reported_once(world):
+    # report-final spent its retries on a GitHub outage: the run succeeded, GitHub still shows pending.
+    world.argo.put_workflow(run_document("rdp-1", REPO, SHA, created=time.time() - 600, reporter="Failed"))
+    pending(world, "rdp-1")
+    deployment = in_progress_deployment(world, "rdp-1")
+
+    report = world.reconcile()
+
+    assert [(r.workflow, r.reason, r.state, r.posted) for r in report.repairs] == [
+        ("rdp-1", "exit handler failed", "success", True)
+    ]
+    status = last_status(world)
+    assert (status.state, status.target_url) == ("success", LINK.format(workflow="rdp-1"))
+    assert status.description == "Release data prepared (reported by the reconciler)"
+    assert world.github.deployment_statuses(REPO, deployment)[-1].state == "error"
+
+    before = writes(world.github)
+    second = world.reconcile()
+    # Idempotent: the second pass reads GitHub (the status is final now) and changes nothing.
+    assert writes(world.github) == before
+    assert [r.posted for r in second.repairs] == [False]
+    assert "GitHub already shows success" in second.repairs[0].skipped
+
+
+def test_terminated_run_is_reported_as_error(world):
+    world.argo.add_template(simple_template("release-data-prep", ("report-pending", "fetch", "publish")))
+    world.argo.workflow_timeline = [(0, "Pending"), (0.01, "Running")]
+    created = ArgoServer(world.argo.url, "argo", ARGO_TEST_TOKEN).submit(
+        "release-data-prep", {"repo": REPO, "sha": SHA}, RUN_LABELS
+    )
+    name = created["metadata"]["name"]
+    time.sleep(0.05)
+    pending(world, name)
+    world.argo.terminate(name)
+
+    report = world.reconcile()
+
+    assert [(r.reason, r.state) for r in report.repairs] == [("terminated", "error")]
+    assert last_status(world).description == "Run terminated before it reported; see the run"
+    assert last_status(world).target_url == LINK.format(workflow=name)
+
+
+def test_deleted_run_is_noticed_by_the_next_pass(world):
+    world.argo.add_template(simple_template("release-data-prep", ("report-pending", "fetch")))
+    world.argo.workflow_timeline = [(0, "Pending"), (0.01, "Running")]
+    created = ArgoServer(world.argo.url, "argo", ARGO_TEST_TOKEN).submit(
+        "release-data-prep", {"repo": REPO, "sha": SHA}, RUN_LABELS
+    )
+    name = created["metadata"]["name"]
+    time.sleep(0.05)
+    pending(world, name)
+    deployment = in_progress_deployment(world, name)
+
+    first = world.reconcile()
+    assert first.repairs == []  # running: its own exit handler will report
+    assert [m["name"] for m in json.loads(world.store.get(MEMO_KEY)[0])["runs"]] == [name]
+
+    world.argo.delete_workflow(name)
+    second = world.reconcile()
+
+    assert [(r.reason, r.state, r.posted) for r in second.repairs] == [("deleted", "error", True)]
+    assert last_status(world).description == "Run deleted before it reported; see the run"
+    assert world.github.deployment_statuses(REPO, deployment)[-1].state == "error"
+    before = writes(world.github)
+    third = world.reconcile()
+    assert third.repairs == [] and writes(world.github) == before  # the memo forgot it: nothing left to do
+
+
+def test_exit_handler_that_never_ran_reports_the_runs_own_failure(world):
+    # The deadline passed with report-final still Pending (argo-workflows #13060): the cause comes from the nodes.
+    world.argo.put_workflow(run_document("rdp-2", REPO, SHA, created=time.time() - 60, main="Failed", reporter=None))
+    pending(world, "rdp-2")
+
+    report = world.reconcile()
+
+    assert [(r.reason, r.state) for r in report.repairs] == [("exit handler did not run", "failure")]
+    assert last_status(world).description.startswith("check-table: prices: 3 rows fail the schema")
+
+
+def test_a_newer_runs_status_is_left_alone(world):
+    world.argo.put_workflow(run_document("rdp-old", REPO, SHA, created=time.time() - 60, reporter="Failed"))
+    pending(world, "rdp-new")  # a re-run of the same commit is under way and owns the status now
+    before = writes(world.github)
+
+    report = world.reconcile()
+
+    assert report.repairs[0].posted is False and writes(world.github) == before
+    assert last_status(world).target_url == LINK.format(workflow="rdp-new")
+
+
+def test_a_deployment_superseded_by_a_newer_success_ends_inactive(world):
+    world.argo.put_workflow(run_document("rdp-3", REPO, SHA, created=time.time() - 60, reporter="Error"))
+    pending(world, "rdp-3")
+    old = in_progress_deployment(world, "rdp-3")
+    api = GitHubDeployments(world.client)
+    newer = api.create(SHA2, "staging", production=False, transient=False, payload={"workflow": "rdp-4"},
+                       required_contexts=[], description="Deploying")  # fmt: skip
+    api.set_status(newer, "success", "Synced and Healthy")
+
+    world.reconcile()
+
+    assert world.github.deployment_statuses(REPO, old)[-1].state == "inactive"
+
+
+def test_dry_run_lists_repairs_and_changes_nothing(world):
+    world.argo.put_workflow(run_document("rdp-5", REPO, SHA, created=time.time() - 60, reporter="Failed"))
+    pending(world, "rdp-5")
+    in_progress_deployment(world, "rdp-5")
+    world.store.put("_runs/acme/data/rdp-0/summary.json", b"{}")
+    before = writes(world.github)
+
+    report = world.reconcile(dry_run=True, later=2 * DAY)
+
+    assert [(r.workflow, r.state, r.posted) for r in report.repairs] == []  # 2 days later: out of the window
+    report = world.reconcile(dry_run=True)
+    assert [(r.workflow, r.state, r.posted, list(r.deployments.values())) for r in report.repairs] == [
+        ("rdp-5", "success", False, ["error"])
+    ]
+    assert writes(world.github) == before
+    assert world.store.head("_runs/acme/data/rdp-0/summary.json") is not None
+    assert world.store.get(MEMO_KEY) is None
+
+
+def test_old_workspaces_and_abandoned_uploads_are_removed(world):
+    world.argo.add_template(simple_template("release-data-prep", ("fetch",)))
+    world.argo.workflow_timeline = [(0, "Pending"), (0.01, "Running")]
+    running = ArgoServer(world.argo.url, "argo", ARGO_TEST_TOKEN).submit(
+        "release-data-prep", {"repo": REPO, "sha": SHA}, RUN_LABELS
+    )["metadata"]["name"]
+    for workflow in ("rdp-done", running):
+        world.store.put(f"_runs/acme/data/{workflow}/summary.json", b"{}")
+        world.store.put(f"_runs/acme/data/{workflow}/deploy/staging.json", b"{}")
+    client, bucket = world.s3.client, world.s3.bucket
+    upload = client.create_multipart_upload(Bucket=bucket, Key="releases/acme/data/v1/prices.parquet")
+
+    # moto lists every multipart upload as initiated 2010-11-10T20:48:33Z (moto/s3/responses.py): at a clock an
+    # hour after that date the upload is within a two-hour window and stays; at today's clock it is long abandoned.
+    moto_epoch = 1289422113.0
+    assert world.reconcile(later=moto_epoch + 3600 - time.time(), look_back=2 * 3600).uploads_aborted == []
+    fresh = world.reconcile()
+    assert fresh.workspaces_removed == []
+    assert fresh.uploads_aborted == ["acme/data/v1/prices.parquet"]
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert upload["UploadId"]
+
+    later = world.reconcile(later=2 * DAY)
+
+    assert later.workspaces_removed == ["_runs/acme/data/rdp-done/"]  # the running run keeps its workspace
+    assert world.store.head(f"_runs/acme/data/{running}/summary.json") is not None
+    assert world.store.head("_runs/acme/data/rdp-done/summary.json") is None
+    assert world.reconcile(later=2 * DAY).workspaces_removed == []
+
+
+def test_archived_runs_count_as_listed_and_are_repaired_too(world):
+    world.argo.archive_enabled = True
+    world.argo.put_workflow(run_document("rdp-6", REPO, SHA, created=time.time() - 60, reporter="Failed"))
+    world.argo.archive_workflow("rdp-6")
+    pending(world, "rdp-6")
+
+    report = world.reconcile()
+
+    assert [(r.workflow, r.reason) for r in report.repairs] == [("rdp-6", "exit handler failed")]
+
+
+def test_lists_are_paged_and_repairs_bounded_per_pass(world):
+    now = time.time()
+    for i in range(250):
+        world.argo.put_workflow(run_document(f"rdp-{i:03d}", REPO, SHA, created=now - 600 + i))
+    world.argo.put_workflow(run_document("rdp-late", REPO, SHA2, created=now - 10, reporter="Failed"))
+    for sha, name in ((SHA2, "rdp-late"),):
+        pending(world, name, sha)
+
+    report = world.reconcile(max_repairs=0)
+
+    assert report.runs_listed == 251 and report.deferred == 1 and report.repairs == []
+    pages = world.argo.calls_to("GET", "/api/v1/workflows/argo")
+    assert len(pages) == 3  # 100 + 100 + 51
