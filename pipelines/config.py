@@ -141,6 +141,26 @@ class ArgoCDSettings(_Model):
         return (self.ui_url or self.server_url).rstrip("/")
 
 
+_CRON_FIELD = r"[0-9*/,?LW#A-Za-z-]+"
+
+
+class ReconcilerSettings(_Model):
+    """The ``release-status-reconciler`` CronWorkflow: it reports runs that ended without their final status."""
+
+    enabled: StrictBool = True
+    name: str = Field("release-status-reconciler", pattern=_NAME_RE)
+    # Five cron fields (or a @every/@hourly macro), as CronWorkflow.spec.schedules takes them.
+    schedule: str = Field("*/10 * * * *", pattern=rf"^(@\w+( \S+)?|{_CRON_FIELD}( {_CRON_FIELD}){{4}})$")
+    timezone: str | None = None
+    look_back: str = Field("24h", pattern=r"^[0-9]+(\.[0-9]+)?[smhd]$")
+    max_repairs: StrictInt = Field(200, gt=0, le=10000)
+    budget_seconds: StrictInt = Field(240, gt=0)
+    service_account: str = Field("release-status-reconciler", pattern=_NAME_RE)
+    # In-cluster URL of the Argo Server; the pod authenticates with its ServiceAccount token (auth mode client).
+    argo_server_url: str = "https://argo-server.argo.svc:2746"
+    dry_run: StrictBool = False
+
+
 class Config(_Model):
     """The whole of ``hera_config.yaml``."""
 
@@ -151,6 +171,7 @@ class Config(_Model):
     s3: S3Settings = S3Settings()
     argocd: ArgoCDSettings = ArgoCDSettings()
     events: EventsSettings = EventsSettings()
+    reconciler: ReconcilerSettings = ReconcilerSettings()
     repo_registrations: list[RepoRegistration] = []
 
     @model_validator(mode="after")
@@ -403,7 +424,12 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, dict[st
         for section, model in sections.items():
             key = rest.removeprefix(section + "_")
             if rest.startswith(section + "_") and key in model.model_fields:
-                value = yaml.safe_load(raw) if raw else None
+                try:
+                    value = yaml.safe_load(raw) if raw else None
+                except yaml.YAMLError:
+                    value = raw  # not a YAML scalar (e.g. a cron "*/5 * * * *"): the text as it is
+                if isinstance(value, (dict, list)):
+                    value = raw
                 out.setdefault(to_camel(section), {})[to_camel(key)] = value
                 break
         else:
@@ -463,6 +489,7 @@ __all__ = [
     "InstallationId",
     "Preview",
     "RepoRegistration",
+    "ReconcilerSettings",
     "S3Settings",
     "WorkflowSettings",
     "conflicts",

@@ -1,13 +1,13 @@
-"""The command line: ``python -m pipelines render | lint | submit | run``."""
+"""The command line: ``python -m pipelines render | lint | submit | run | reconcile``."""
 
 import argparse
 import sys
 
-from pipelines.cli import lint, render, run, submit
+from pipelines.cli import lint, reconcile, render, run, submit
 from pipelines.config import ConfigFileError
 from steps.argo import server as argo_server
 
-COMMANDS = (render, lint, submit, run)
+COMMANDS = (render, lint, submit, run, reconcile)
 
 
 def build_parser() -> argparse.ArgumentParser:

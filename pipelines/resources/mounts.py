@@ -85,6 +85,48 @@ class Mounts:
         )
         return Mount("github-app", env, (volume,))
 
+    def github_apps(self, app_ids: list[int]) -> Mount:
+        """Every App's private key, one directory per App id: the reconciler reports for all registrations."""
+        github = self.config.github
+        volumes = tuple(
+            SecretVolume(
+                name=f"github-app-{app_id}",
+                secret_name=github.private_key_secret.format(app_id=app_id),
+                mount_path=f"{GITHUB_KEY_DIR}/{app_id}",
+                items=[m.KeyToPath(key=github.private_key_secret_key, path="private-key")],
+                default_mode=0o440,
+                optional=True,
+            )
+            for app_id in app_ids
+        )
+        pattern = github.private_key_secret.format(app_id="{app_id}")
+        env = (
+            Env(name="GITHUB_APP_PRIVATE_KEY_PATH", value=f"{GITHUB_KEY_DIR}/{{app_id}}/private-key"),
+            Env(name="GITHUB_APP_PRIVATE_KEY_SECRET", value=f"{pattern}/{github.private_key_secret_key}"),
+        )
+        return Mount("github-apps", env, volumes)
+
+    @property
+    def s3_shared(self) -> Mount:
+        """The release store with the shared credentials (``s3.credentialsSecret``) and no run workspace."""
+        s3 = self.config.s3
+        env: list[Env | SecretEnv] = [Env(name="RELEASE_STORE", value=self._store_root())]
+        env.append(Env(name="AWS_DEFAULT_REGION", value=s3.region))
+        if s3.endpoint_url:
+            env.append(Env(name="AWS_ENDPOINT_URL_S3", value=s3.endpoint_url))
+        if s3.credentials_secret:
+            secret = s3.credentials_secret
+            env += [
+                Env(name="S3_CREDENTIALS_SECRET", value=secret),
+                SecretEnv(name="AWS_ACCESS_KEY_ID", secret_name=secret, secret_key=S3_KEYS[0], optional=True),
+                SecretEnv(name="AWS_SECRET_ACCESS_KEY", secret_name=secret, secret_key=S3_KEYS[1], optional=True),
+            ]
+        return Mount("s3-shared", tuple(env))
+
+    def _store_root(self) -> str:
+        s3 = self.config.s3
+        return f"s3://{s3.bucket}/{s3.prefix.strip('/')}".rstrip("/")
+
     @property
     def s3(self) -> Mount:
         """Where releases and the run's workspace are, and the S3 credentials (``s3.credentialsSecret``).
@@ -92,7 +134,7 @@ class Mounts:
         With ``credentialsSecret: null`` no keys are mounted and boto3 finds credentials itself (e.g. IRSA).
         """
         s3 = self.config.s3
-        root = f"s3://{s3.bucket}/{s3.prefix.strip('/')}".rstrip("/")
+        root = self._store_root()
         env: list[Env | SecretEnv] = [
             Env(name="RELEASE_STORE", value=root),
             # Under the repository, so a registration's own credentials can be limited to OWNER/REPO prefixes.

@@ -18,6 +18,14 @@ SENSOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create", "get", "patch"]},
 ]
 
+#: The reconciler lists runs through the Argo Server, which (auth mode client) acts with its ServiceAccount's
+#: token: list and get Workflows (the archive asks the same "list workflows" question,
+#: server/workflowarchive/archived_workflow_server.go), plus what Argo's executor needs in its own pod.
+RECONCILER_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list"]},
+    *WORKFLOW_RULES,
+]
+
 
 def _meta(name: str, namespace: str) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": dict(PART_OF)}
@@ -54,12 +62,23 @@ def grant(account: str, account_namespace: str, namespace: str, rules: list[dict
 
 
 def resources(config: Config) -> list[dict[str, Any]]:
-    """RBAC for the workflow pods and, when there are registrations to trigger, the Sensor."""
+    """RBAC for the workflow pods, the Sensor (when there are registrations to trigger) and the reconciler."""
     workflows = config.argo.namespace
     out = grant(config.workflow.service_account, workflows, workflows, WORKFLOW_RULES)
     if config.repo_registrations:
         out += grant(config.events.sensor_service_account, config.events.namespace, workflows, SENSOR_RULES)
+    if config.reconciler.enabled:
+        out += grant(config.reconciler.service_account, workflows, workflows, RECONCILER_RULES)
     return out
 
 
-__all__ = ["SENSOR_RULES", "WORKFLOW_RULES", "grant", "resources", "role", "role_binding", "service_account"]
+__all__ = [
+    "RECONCILER_RULES",
+    "SENSOR_RULES",
+    "WORKFLOW_RULES",
+    "grant",
+    "resources",
+    "role",
+    "role_binding",
+    "service_account",
+]

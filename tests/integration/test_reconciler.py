@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from pipelines.cli import main
 from steps.argo.server import ArgoServer
 from steps.github.app import repo_client
 from steps.github.deployments import GitHubDeployments
@@ -260,3 +261,47 @@ def test_lists_are_paged_and_repairs_bounded_per_pass(world):
     assert report.runs_listed == 251 and report.deferred == 1 and report.repairs == []
     pages = world.argo.calls_to("GET", "/api/v1/workflows/argo")
     assert len(pages) == 3  # 100 + 100 + 51
+
+
+@pytest.fixture
+def laptop(world, tmp_path, monkeypatch):
+    """A config pointed at the emulators, as `python -m pipelines reconcile` reads it on a laptop."""
+    host = world.github.url.split("://", 1)[1]
+    config = tmp_path / "hera_config.yaml"
+    config.write_text(
+        f"""
+argo: {{host: "{world.argo.url}", uiUrl: https://argo.example.com, tokenEnv: ARGO_TOKEN}}
+github: {{apiUrl: "{world.github.url}", appId: {world.github.app_id}, retryBudgetSeconds: 8}}
+s3: {{bucket: {world.s3.bucket}, endpointUrl: "{world.s3.endpoint_url}"}}
+repoRegistrations:
+  - name: acme-data
+    repoUrl: https://{host}/acme/data
+    installationId: {world.github.installation_id}
+"""
+    )
+    monkeypatch.setenv("ARGO_TOKEN", ARGO_TEST_TOKEN)
+    return str(config)
+
+
+def test_cli_dry_run_prints_the_repairs_and_changes_nothing(world, laptop, capsys):
+    world.argo.put_workflow(run_document("rdp-cli", REPO, SHA, created=time.time() - 60, reporter="Failed"))
+    pending(world, "rdp-cli")
+    deployment = in_progress_deployment(world, "rdp-cli")
+    before = writes(world.github)
+
+    assert main(["reconcile", "--config", laptop, "--dry-run", "--since", "1h"]) == 0
+
+    out = capsys.readouterr().out
+    assert f"success acme/data@{SHA[:7]} (rdp-cli, exit handler failed): Release data prepared" in out
+    assert f"deployment {deployment} -> error" in out
+    assert "1 run(s) listed; would report 1 final status(es)" in out
+    assert writes(world.github) == before and last_status(world).state == "pending"
+
+    assert main(["reconcile", "--config", laptop]) == 0
+    assert last_status(world).state == "success"
+    assert last_status(world).target_url == "https://argo.example.com/workflows/argo/rdp-cli"
+
+
+def test_cli_bad_duration_is_a_clear_error(laptop, capsys):
+    assert main(["reconcile", "--config", laptop, "--since", "yesterday"]) == 2
+    assert "--since 'yesterday' is not a positive duration" in capsys.readouterr().err

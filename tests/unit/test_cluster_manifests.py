@@ -40,14 +40,24 @@ def test_every_service_account_a_workload_runs_as_is_rendered_and_bound_to_exact
     sensors = {
         (s["metadata"]["namespace"], s["spec"]["template"]["serviceAccountName"]) for s in by_kind(rendered, "Sensor")
     }
+    crons = {
+        (c["metadata"]["namespace"], c["spec"]["workflowSpec"]["serviceAccountName"])
+        for c in by_kind(rendered, "CronWorkflow")
+    }
     assert workflows == {("argo", "release-data-prep")} and sensors == {("argo-events", "gitops-status-matrix-sensor")}
-    for account in workflows | sensors:
+    assert crons == {("argo", "release-status-reconciler")}
+    for account in workflows | sensors | crons:
         assert account in accounts, f"{account} runs a workload but is not rendered"
     # Least privilege: the executor reports outputs and nothing else; the Sensor starts runs.
     assert bound[("argo", "release-data-prep")] == [
         {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
     ]
     assert bound[("argo-events", "gitops-status-matrix-sensor")] == rbac.SENSOR_RULES
+    # The reconciler reads runs (list, get) and its own executor's outputs; it creates, patches or deletes nothing.
+    assert bound[("argo", "release-status-reconciler")] == [
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["get", "list"]},
+        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},
+    ]
     assert all("*" not in str(rules) for rules in roles.values())
     # The Sensor's rights apply where its Workflows are created, not in its own namespace.
     sensor_binding = next(b for b in by_kind(rendered, "RoleBinding") if b["subjects"][0]["name"].endswith("sensor"))
@@ -55,12 +65,13 @@ def test_every_service_account_a_workload_runs_as_is_rendered_and_bound_to_exact
 
 
 def test_every_pod_meets_pod_security_restricted(rendered):
-    templates = by_kind(rendered, "WorkflowTemplate")
-    assert templates
+    templates = by_kind(rendered, "WorkflowTemplate") + by_kind(rendered, "CronWorkflow")
+    assert len(by_kind(rendered, "CronWorkflow")) == 1
     for template in templates:
         assert admission.restricted_problems(template) == []
-        assert template["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        for t in template["spec"]["templates"]:
+        spec = template["spec"].get("workflowSpec") or template["spec"]
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for t in spec["templates"]:
             if "script" in t:
                 context = t["script"]["securityContext"]
                 assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
