@@ -28,6 +28,7 @@ from steps.policy.deploy import (
 )
 from steps.policy.status import clip
 from steps.runtime.errors import ConfigError, DataError, InfraError, StepError, TimedOut
+from steps.runtime.metrics import seconds_since, write_metric
 from steps.runtime.registrations import RepoRegistration, load_registration
 from steps.runtime.settings import RETRIES_ENV, GitHubStepSettings
 from steps.runtime.step import step
@@ -216,6 +217,7 @@ def deploy_environment(
     installation_id: int | None = None,
     app_id: int | None = None,
     workflow_name: str = "",
+    run_created: str = "",
 ) -> dict[str, Any]:
     """Step: create (or on a retry reuse) the GitHub deployment of ``sha`` and report Argo CD's verdict on it.
 
@@ -231,6 +233,8 @@ def deploy_environment(
         installation_id: The registration's installation id (from the registration when empty).
         app_id: The App id (registration, then ``$GITHUB_APP_ID``, when empty).
         workflow_name: The Argo workflow, named in the deployment's payload.
+        run_created: ``{{workflow.creationTimestamp}}`` (the push reached the project then): the time to
+            ``success`` is ``release_deployment_lead_time_seconds``.
 
     Raises:
         DataError: Argo CD reports the commit degraded, or ``after`` did not succeed.
@@ -310,6 +314,9 @@ def deploy_environment(
         raise
     state = DEPLOYMENT_STATE[outcome.kind]
     text = report(state, outcome_description(outcome.kind, argocd_app, sha, outcome.reason))
+    write_metric("environment-class", "preview" if transient else environment)  # never preview/pr-N: cardinality
+    if state == "success" and (lead := seconds_since(run_created)) is not None:
+        write_metric("lead-time-seconds", lead)
     record = {"environment": environment, "outcome": outcome.kind, "sha": sha, "revision": outcome.revision}
     write_deploy_outcome(environment, record)
     if state == "success" and (production or transient):

@@ -27,6 +27,7 @@ from steps.policy.reconcile import (
     verdict,
 )
 from steps.runtime.errors import StepError
+from steps.runtime.metrics import write_metric
 from steps.runtime.registrations import mounted_registration
 from steps.runtime.settings import GitHubStepSettings
 from steps.runtime.step import step
@@ -43,7 +44,6 @@ RUNS_PREFIX = "_runs/"
 PERMISSIONS = {"statuses": "write", "deployments": "write"}
 #: Newer deployments of an environment looked at to tell "superseded" (inactive) from "failed" (error).
 NEWER_LOOKBACK = 10
-METRICS_DIR_ENV = "RECONCILER_METRICS_DIR"
 
 
 @dataclass
@@ -255,14 +255,6 @@ def _ids_from_registrations(repo: str) -> tuple[int | None, int | None]:
     return (None, None) if registration is None else (registration.installation_id, registration.app_id)
 
 
-def _write_metrics(directory: str, counts: dict[str, int]) -> None:
-    """One file per count: Argo reads them as output parameters, which the template's counters add up."""
-    path = Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
-    for name, value in counts.items():
-        (path / f"repaired-{name}").write_text(str(value), encoding="utf-8")
-
-
 @step
 def reconcile(look_back: str = "24h", max_repairs: int = 200, budget_seconds: int = 240, dry_run: bool = False) -> str:
     """Step (CronWorkflow ``release-status-reconciler``): one pass; its summary is the step's result.
@@ -291,8 +283,8 @@ def reconcile(look_back: str = "24h", max_repairs: int = 200, budget_seconds: in
         dry_run=dry_run,
     )
     report = reconciler.run()
-    if env.get(METRICS_DIR_ENV):
-        _write_metrics(env[METRICS_DIR_ENV], report.counts())
+    for kind, count in report.counts().items():  # Argo's counters add these up (release_reconciler_repairs_total)
+        write_metric(f"repaired-{kind}", count)
     for repair in report.repairs:
         log.info("%s", json.dumps(asdict(repair), sort_keys=True))
     for note in report.notes:

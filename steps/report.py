@@ -15,6 +15,7 @@ from steps.policy.deploy import superseded_note
 from steps.policy.report import RunSummary, build_annotations, check_run_output, comment_marker, pr_comment_body
 from steps.policy.status import final_description, final_state, parse_failures, pending_description
 from steps.runtime.errors import ConfigError, InfraError, StepError
+from steps.runtime.metrics import seconds_since, write_metric
 from steps.runtime.registrations import load_registration
 from steps.runtime.settings import GitHubStepSettings, record
 from steps.runtime.step import step
@@ -41,6 +42,7 @@ def report_final(
     app_id: int | None = None,
     summary: str = "",
     workflow_name: str = "",
+    run_created: str = "",
 ) -> dict[str, Any]:
     """Step (exit handler): post the final state from ``{{workflow.status}}`` and ``{{workflow.failures}}``.
 
@@ -56,6 +58,8 @@ def report_final(
         app_id: The App id (``$GITHUB_APP_ID`` when empty).
         summary: Optional success text (e.g. tables and rows released).
         workflow_name: ``{{workflow.name}}``, the ``payload.workflow`` of this run's deployments.
+        run_created: ``{{workflow.creationTimestamp}}``: the ``pending`` status went out as the run started, so
+            the time since is ``release_pending_to_final_seconds``.
     """
     failures = parse_failures(workflow_failures)
     state = final_state(workflow_status, failures)
@@ -69,6 +73,9 @@ def report_final(
         log.error("failed node %s (%s): %s", failure.display_name, failure.template_name, failure.message)
     description = final_description(workflow_status, failures, summary)
     posted = post_status(repo, sha, state, description, installation_id, app_id)
+    write_metric("final-state", state)
+    if (elapsed := seconds_since(run_created)) is not None:
+        write_metric("pending-to-final-seconds", elapsed)
     if workflow_status != "Succeeded" and workflow_name:
         posted["deployments_ended"] = _end_unfinished(repo, sha, workflow_name, installation_id, app_id)
     return posted

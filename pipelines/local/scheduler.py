@@ -52,6 +52,8 @@ class Scheduler(PodRunner):
             self._set(node, phase="Running")
             self._run_steps(node, tmpl, scope, child_ctx)
         else:
+            # Metrics and the output files they read are Argo's, evaluated after the pod: nothing to run here.
+            tmpl = {k: v for k, v in tmpl.items() if k not in ("metrics", "outputs")}
             try:
                 resolved = _substitute_tree(dict(tmpl), {**scope, "retries": "0"}, f"template {template!r}")
             except ExpressionError as exc:

@@ -65,6 +65,8 @@ class RunState:
             "workflow.uid": f"local-{fnv32a(self.name):08x}",
             "workflow.serviceAccountName": str(self.spec.get("serviceAccountName") or ""),
             "workflow.mainEntrypoint": str(self.spec["entrypoint"]),
+            # Go's time.RFC3339 of the creation time, as operator.go formats it (UTC, whole seconds).
+            "workflow.creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "workflow.parameters": go_json([{"name": k, "value": v} for k, v in self.arguments.items()]),
             **{f"workflow.parameters.{k}": v for k, v in self.arguments.items()},
         }

@@ -27,7 +27,7 @@ TEMPLATE_RUN = {
 }  # fmt: skip
 TEMPLATE_IGNORED = {
     "metadata", "nodeSelector", "tolerations", "affinity", "securityContext", "serviceAccountName",
-    "automountServiceAccountToken", "priorityClassName", "schedulerName", "outputs",
+    "automountServiceAccountToken", "priorityClassName", "schedulerName", "outputs", "metrics",
 }  # fmt: skip
 SCRIPT_RUN = {"command", "args", "source", "env", "volumeMounts", "terminationMessagePath", "name"}
 SCRIPT_IGNORED = {"image", "imagePullPolicy", "resources", "securityContext", "terminationMessagePolicy"}
@@ -168,6 +168,19 @@ class _Checker:
             self.template(i, template)
         return self.problems
 
+    def outputs(self, outputs: Any, where: str) -> None:
+        """Output parameters read from a file are Argo's business (metrics); nothing here may reference them.
+
+        The reference check allows ``outputs.result`` only, so ignoring them cannot change a local result.
+        """
+        if not outputs:
+            return
+        self.keys(outputs, f"{where}.outputs", {"parameters"})
+        for i, param in enumerate(outputs.get("parameters") or [] if isinstance(outputs, Mapping) else []):
+            value_from = param.get("valueFrom") or {}
+            if set(param) - {"name", "valueFrom"} or set(value_from) - {"path", "default"} or "path" not in value_from:
+                self.unsupported(f"{where}.outputs.parameters[{i}] (only valueFrom.path, read by Argo's metrics)")
+
     def template(self, index: int, tmpl: Mapping[str, Any]) -> None:
         where = f"templates[{index}] ({tmpl.get('name')!r})"
         self.keys(tmpl, where, TEMPLATE_RUN, TEMPLATE_IGNORED)
@@ -176,8 +189,7 @@ class _Checker:
             self.invalid(where, f"has {' and '.join(kinds)}; a template has exactly one")
         if not kinds and not any(k not in TEMPLATE_RUN | TEMPLATE_IGNORED for k in tmpl):
             self.invalid(where, "has no dag, steps or script")
-        if tmpl.get("outputs"):
-            self.unsupported(f"{where}.outputs")
+        self.outputs(tmpl.get("outputs"), where)
         if tmpl.get("failFast"):
             self.unsupported(f"{where}.failFast")
         inputs = tmpl.get("inputs") or {}

@@ -8,13 +8,12 @@ from hera.workflows import Counter, CronWorkflow, Env, Label, Parameter, Steps
 from hera.workflows import models as m
 
 from pipelines.config import Config
-from pipelines.resources.mounts import SCRATCH_DIR, Mount
-from pipelines.resources.scripts import Scripts, pod_security_context
+from pipelines.resources.mounts import Mount
+from pipelines.resources.scripts import METRICS_DIR, Scripts, pod_security_context
 from steps import reconcile
 
 PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
-METRICS_DIR = f"{SCRATCH_DIR}/metrics"
 #: What a pass repairs, each counted by ``release_reconciler_repairs_total{kind=...}`` (steps.reconcile).
 REPAIR_KINDS = ("statuses", "deployments", "workspaces", "uploads")
 #: Time after the repair budget for listing and storage housekeeping before Argo stops the pod.
@@ -38,7 +37,6 @@ def _argo_server(config: Config) -> Mount:
         Env(name="ARGO_TOKEN_FILE", value=SERVICE_ACCOUNT_TOKEN),
         Env(name="ARGO_INSECURE", value="false" if c.argo.verify_tls else "true"),
         Env(name="RECONCILER_TARGET_URL_TEMPLATE", value=target),
-        Env(name=reconcile.METRICS_DIR_ENV, value=METRICS_DIR),
     ]
     if c.argo.ca_bundle:
         env.append(Env(name="ARGO_CA_BUNDLE", value=c.argo.ca_bundle))

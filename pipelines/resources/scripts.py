@@ -6,15 +6,18 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from hera.workflows import Env, Resources, RetryStrategy, Script
+from hera.workflows import Counter, Env, Label, Resources, RetryStrategy, Script
 from hera.workflows import models as m
 
 from pipelines.config import Config
-from pipelines.resources.mounts import Mount, Mounts
+from pipelines.resources.mounts import SCRATCH_DIR, Mount, Mounts
+from steps.runtime.metrics import METRICS_DIR_ENV
 
 RUNNER_UID = 10001  # the Dockerfile's `runner` user
 # Exit code 75 (EX_TEMPFAIL) is what steps.runtime.step uses for infrastructure errors; pod errors retry too.
 RETRY_EXPRESSION = "lastRetry.status == 'Error' || asInt(lastRetry.exitCode) == 75"
+#: Where steps write the numbers Argo's metrics read back as output parameters (steps.runtime.metrics).
+METRICS_DIR = f"{SCRATCH_DIR}/metrics"
 
 
 def pod_security_context() -> m.PodSecurityContext:
@@ -70,6 +73,7 @@ class Scripts:
             "GITHUB_RETRY_BUDGET_SECONDS": str(c.github.retry_budget_seconds),
             "GITHUB_REQUIRED_CONTEXTS": json.dumps(c.github.required_contexts),
             "STEP_TERMINATION_LOG": "/dev/termination-log",
+            METRICS_DIR_ENV: METRICS_DIR,
         }
         return [Env(name=k, value=v) for k, v in values.items()]
 
@@ -90,7 +94,19 @@ class Scripts:
         memory: str = "256Mi",
         **kw: Any,
     ) -> Script:
-        """A runner-mode script for the step function ``source``, mounting only ``mounts`` (and scratch)."""
+        """A runner-mode script for the step function ``source``, mounting only ``mounts`` (and scratch).
+
+        Every step counts its failed attempts in ``release_step_failures_total{step, phase}``; ``metrics`` adds
+        the step's own.
+        """
+        failures = Counter(
+            name="release_step_failures_total",
+            help="Step attempts that did not succeed, by step and phase",
+            labels=[Label(key="step", value=name), Label(key="phase", value="{{status}}")],
+            when="{{status}} == Failed || {{status}} == Error",
+            value="1",
+        )
+        kw["metrics"] = [*kw.get("metrics", []), failures]
         env: list[Any] = self.settings_env()
         volumes: list[Any] = []
         for mount in (*mounts, self.mounts.scratch):

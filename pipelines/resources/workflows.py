@@ -14,6 +14,7 @@ from pipelines.parameters import (
     FORK_TEMPLATE,
     RELEASE_PARAMETERS,
 )
+from pipelines.resources import metrics
 from pipelines.resources.mounts import (
     REGISTRATIONS_KEY,
     registration_configmap_names,
@@ -55,14 +56,16 @@ def _workflow_spec(config: Config) -> dict[str, Any]:
     }
 
 
-def _labels() -> m.WorkflowMetadata:
+def _labels(*, fork: bool = False) -> m.WorkflowMetadata:
+    # managed-by is what the reconciler lists runs by (steps.reconcile.RUN_SELECTOR), forks' runs included.
+    event = "'pull_request'" if fork else "workflow.parameters.event"
     return m.WorkflowMetadata(
         labels={f"{LABEL_PREFIX}/managed-by": "release-data-prep"},
         labels_from={
             # Valid for every legal repository name (steps.runtime.labels): 63 characters, alphanumeric ends.
             f"{LABEL_PREFIX}/repo": m.LabelValueFrom(expression=REPO_LABEL_EXPRESSION),
             f"{LABEL_PREFIX}/sha": m.LabelValueFrom(expression="sprig.trunc(7, workflow.parameters.sha)"),
-            f"{LABEL_PREFIX}/event": m.LabelValueFrom(expression="workflow.parameters.event"),
+            f"{LABEL_PREFIX}/event": m.LabelValueFrom(expression=event),
             f"{LABEL_PREFIX}/pr": m.LabelValueFrom(expression="workflow.parameters['pr-number']"),
         },
     )
@@ -96,6 +99,7 @@ def release_template(config: Config) -> WorkflowTemplate:
     # The App key for one read (compare): the registry's latest pointer only moves forward.
     register = scripts.script("register", release.register, [mount.github_app, mount.s3, mount.registrations])
     plan = scripts.script("plan-deployments", deploy.plan_deployments, [mount.registrations])
+    lead_outputs, lead_metrics = metrics.deployment_lead_time()
     deploy_environment = scripts.script(
         "deploy-environment",
         deploy.deploy_environment,
@@ -104,10 +108,17 @@ def release_template(config: Config) -> WorkflowTemplate:
         synchronization=_mutex(
             f"{{{{={_REPO_MUTEX} + '.' + sprig.replace('/', '-', inputs.parameters.environment)}}}}"
         ),
+        outputs=lead_outputs,
+        metrics=lead_metrics,
     )
     # The exit handler needs nothing but the App key: S3 (for the summary's wording) is an optional mount.
+    final_outputs, final_metrics = metrics.final_status()
     final = scripts.script(
-        "report-final", report.report_final, [mount.github_app, mount.s3, mount.registrations_if_present]
+        "report-final",
+        report.report_final,
+        [mount.github_app, mount.s3, mount.registrations_if_present],
+        outputs=final_outputs,
+        metrics=final_metrics,
     )
     summary = scripts.script(
         "report-pr-summary",
@@ -125,6 +136,7 @@ def release_template(config: Config) -> WorkflowTemplate:
         arguments=[Parameter(name=k, value=v) for k, v in _release_defaults(config).items()],
         workflow_metadata=_labels(),
         labels=dict(PART_OF),
+        metrics=metrics.run_duration(),
         **_workflow_spec(config),
     ) as template:
         with DAG(
@@ -150,6 +162,7 @@ def release_template(config: Config) -> WorkflowTemplate:
                     "transient": "{{item.transient}}",
                     "after": "{{item.after}}",
                     "workflow_name": "{{workflow.name}}",
+                    "run_created": "{{workflow.creationTimestamp}}",
                 },
                 with_param="{{inputs.parameters.environments}}",
             )
@@ -186,7 +199,13 @@ def release_template(config: Config) -> WorkflowTemplate:
             with exit_handler.parallel():
                 final(
                     name="report-final",
-                    arguments={**who, **github_ids, **outcome, "workflow_name": "{{workflow.name}}"},
+                    arguments={
+                        **who,
+                        **github_ids,
+                        **outcome,
+                        "workflow_name": "{{workflow.name}}",
+                        "run_created": "{{workflow.creationTimestamp}}",
+                    },
                 )
                 summary(
                     name="report-pr-summary",
@@ -234,6 +253,7 @@ def fork_template(config: Config) -> WorkflowTemplate:
         entrypoint="main",
         on_exit="exit-handler",
         arguments=[Parameter(name=k, value=v) for k, v in FORK_PARAMETERS.items()],
+        workflow_metadata=_labels(fork=True),
         labels=dict(PART_OF),
         **_workflow_spec(config),
     ) as template:

@@ -1,5 +1,6 @@
 import json
 import logging
+import time
 
 import pytest
 
@@ -208,3 +209,12 @@ def test_no_secret_in_logs_during_faults(github_env, github_app_key, caplog):
     text = caplog.text
     assert "retrying" in text.lower() or "retry" in text.lower()
     assert "ghs_" not in text and "eyJ" not in text and github_app_key.pem.decode().splitlines()[1] not in text
+
+
+def test_the_final_status_hands_the_time_since_pending_to_argos_metric(github_env, tmp_path, monkeypatch):
+    metrics = tmp_path / "metrics"
+    monkeypatch.setenv("STEP_METRICS_DIR", str(metrics))
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 300))
+    report_final("acme/data", SHA, "Failed", "null", str(github_env.installation_id), run_created=created)
+    assert (metrics / "final-state").read_text() == "failure"
+    assert 299 <= float((metrics / "pending-to-final-seconds").read_text()) < 330

@@ -593,3 +593,13 @@ def test_a_refresh_that_blocks_does_not_look_like_an_outage(env, monkeypatch):
     assert result["state"] == "success"
     assert env.argo.refresh_requests[-1] == ("data-staging", "normal")
     assert env.states("staging") == [["in_progress", "success"]]
+
+
+def test_a_successful_deployment_hands_its_lead_time_to_argos_metric(env, tmp_path, monkeypatch):
+    metrics = tmp_path / "metrics"
+    monkeypatch.setenv("STEP_METRICS_DIR", str(metrics))
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 120))
+    env.rollout("data-staging")
+    env.deploy("staging", run_created=created)
+    assert 119 <= float((metrics / "lead-time-seconds").read_text()) < 150
+    assert (metrics / "environment-class").read_text() == "staging"

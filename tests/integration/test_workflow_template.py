@@ -166,7 +166,9 @@ def test_exit_handler_receives_workflow_status_and_failures_as_arguments(wt):
         args = {p["name"]: p["value"] for p in s["arguments"]["parameters"]}
         assert args["workflow_status"] == "{{workflow.status}}"
         assert args["workflow_failures"] == "{{workflow.failures}}"
-    text = yaml.safe_dump(wt)
+    # The workflow-level metric's label is evaluated by the controller once the run ended, not by a step.
+    assert wt["spec"]["metrics"]["prometheus"][0]["labels"][0] == {"key": "outcome", "value": "{{workflow.status}}"}
+    text = yaml.safe_dump({**wt, "spec": {k: v for k, v in wt["spec"].items() if k != "metrics"}})
     assert text.count("{{workflow.status}}") == 2  # only as exit-handler arguments
     by_name = {s["name"]: s for s in steps}
     assert by_name["report-pr-summary"]["continueOn"] == {"failed": True}  # a refused comment is not the verdict

@@ -8,6 +8,7 @@ import yaml
 
 from pipelines.config import ConfigFileError, load_config
 from pipelines.resources.reconciler import REPAIR_KINDS, app_ids, reconciler_workflow
+from pipelines.resources.workflows import fork_template, release_template
 from steps.policy.reconcile import (
     gone_run,
     parse_duration,
@@ -16,6 +17,7 @@ from steps.policy.reconcile import (
     should_post,
     verdict,
 )
+from steps.reconcile import RUN_SELECTOR
 from steps.runtime.errors import ConfigError
 from tests.support.reconcile_helpers import run_document
 
@@ -112,7 +114,7 @@ def test_the_cron_workflow_never_overlaps_and_takes_its_schedule_from_the_config
     assert "s3-secret" not in yaml.safe_dump(cron)
     secrets = [v["secret"]["secretName"] for v in step["volumes"] if "secret" in v]
     assert secrets == [f"github-app-{i}" for i in app_ids(config)]
-    metrics = step["metrics"]["prometheus"]
+    metrics = [m for m in step["metrics"]["prometheus"] if m["name"] == "release_reconciler_repairs_total"]
     assert {m["labels"][0]["value"] for m in metrics} == set(REPAIR_KINDS)
     assert all("sha" not in str(m["labels"]) and "repo" not in str(m["labels"]) for m in metrics)
 
@@ -123,3 +125,10 @@ def test_a_bad_schedule_or_look_back_names_the_key(tmp_path):
     with pytest.raises(ConfigFileError) as caught:
         load_config(config, environ={})
     assert "reconciler.schedule" in str(caught.value) and "reconciler.lookBack" in str(caught.value)
+
+
+def test_the_reconciler_selects_release_and_fork_runs_by_the_label_both_templates_give():
+    config = load_config(ROOT / "hera_config.yaml", environ={})
+    key, value = RUN_SELECTOR.split("=")
+    for template in (release_template(config), fork_template(config)):
+        assert template.to_dict()["spec"]["workflowMetadata"]["labels"][key] == value
