@@ -11,9 +11,12 @@ from steps.github.app import repo_client
 from steps.github.deployments import GitHubDeployments
 from steps.github.statuses import set_commit_status
 from steps.reconcile import MEMO_KEY, Limits, Reconciler
+from steps.report import report_final
+from steps.runtime.errors import InfraError
 from steps.store.url import open_store
 from tests.support.emulators.argo_server import simple_template
 from tests.support.emulators.argo_server_fixtures import ARGO_TEST_TOKEN
+from tests.support.emulators.github import Fault
 from tests.support.reconcile_helpers import LINK, RUN_LABELS, run_document
 
 REPO = "acme/data"
@@ -84,11 +87,18 @@ def last_status(world, sha=SHA):
     return world.github.statuses(REPO, sha)[-1]
 
 
-def test_exit_handler_that_failed_past_its_budget_is_reported_once(world):
-    # report-final spent its retries on a GitHub outage: the run succeeded, GitHub still shows pending.
-    world.argo.put_workflow(run_document("rdp-1", REPO, SHA, created=time.time() - 600, reporter="Failed"))
+def test_exit_handler_that_failed_past_its_budget_is_reported_once(world, monkeypatch):
     pending(world, "rdp-1")
     deployment = in_progress_deployment(world, "rdp-1")
+    # The exit handler's own step meets a GitHub outage longer than its retry budget, and gives up.
+    monkeypatch.setenv("GITHUB_TARGET_URL", LINK.format(workflow="rdp-1"))
+    monkeypatch.setenv("GITHUB_RETRY_BUDGET_SECONDS", "1")
+    outage = world.github.add_fault(Fault("http_error", method="POST", path_regex=r"/statuses/", status=502, times=50))
+    with pytest.raises(InfraError):
+        report_final(REPO, SHA, "Succeeded", "null", str(world.github.installation_id), workflow_name="rdp-1")
+    assert last_status(world).state == "pending"
+    outage.remaining = 0  # GitHub is back; Argo marked report-final Failed and the run with it
+    world.argo.put_workflow(run_document("rdp-1", REPO, SHA, created=time.time() - 600, reporter="Failed"))
 
     report = world.reconcile()
 
