@@ -67,7 +67,9 @@ class Stage:
         for i in range(n):
             name = f"rdp-{i:06d}"
             self.argo.put_workflow(
-                run_document(name, REPO, sha_of(i), created=now - 3600 + i * 0.001, reporter="Failed" if repair else "Succeeded")
+                run_document(
+                    name, REPO, sha_of(i), created=now - 3600 + i * 0.001, reporter="Failed" if repair else "Succeeded"
+                )
             )
             if repair:
                 answer = session.post(
@@ -148,13 +150,19 @@ def main() -> int:
                 break
             largest, n = n, n * 2
     per_run = repair_calls["github"] / args.n
-    print(f"clean pass, N={args.n}: {clean_calls['argo']} Argo, {clean_calls['github']} GitHub calls, {clean_seconds:.2f} s")
+    print(
+        f"clean pass, N={args.n}: {clean_calls['argo']} Argo, {clean_calls['github']} GitHub calls, "
+        f"{clean_seconds:.2f} s"
+    )
     print(
         f"repair pass, N={args.n}: {repair_calls['argo']} Argo, {repair_calls['github']} GitHub calls "
         f"({per_run:.2f} per run, {repair_calls['github_writes']} writes), {repair_seconds:.2f} s; "
         f"bare-request floor {floor_seconds:.2f} s"
     )
-    print(f"second pass: {second_calls['github_writes']} GitHub writes, {second_calls['github']} calls, {second_seconds:.2f} s")
+    print(
+        f"second pass: {second_calls['github_writes']} GitHub writes, {second_calls['github']} calls, "
+        f"{second_seconds:.2f} s"
+    )
     result = {
         "benchmark": "reconcile",
         "n": args.n,

@@ -17,7 +17,6 @@ The last line printed is one JSON object with every figure and ratio.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -39,6 +38,7 @@ import botocore  # noqa: E402
 import moto  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
+from steps.store.checksums import sha256_and_crc32  # noqa: E402
 from steps.store.publish import publish_release  # noqa: E402
 from steps.store.url import open_store  # noqa: E402
 
@@ -97,11 +97,8 @@ def write_release_dir(out: Path, files: dict[str, Path]) -> None:
     """A release directory as build_release leaves it: the files plus a manifest listing them."""
     artifacts = []
     for rel, path in sorted(files.items()):
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while block := fh.read(MIB):
-                digest.update(block)
-        artifacts.append({"path": rel, "size": path.stat().st_size, "sha256": digest.hexdigest()})
+        sha256, crc32 = sha256_and_crc32(path)  # what the build records, in the one read it makes
+        artifacts.append({"path": rel, "size": path.stat().st_size, "sha256": sha256, "crc32": f"{crc32:08x}"})
     manifest = {"repo": REPO, "sha": SHA, "created_at": "2026-01-01T00:00:00+00:00", "artifacts": artifacts}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
 

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from steps.data.metadata import RELEASE_FILE, TableSpec, load_release
 from steps.data.schemas import prepare_schema, resolve_schema, text_to_dtype
 from steps.runtime.errors import ConfigError, DataError
+from steps.store.checksums import sha256_and_crc32
 from steps.store.publish import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,10 @@ def write_table(spec: TableSpec, data_dir: Path, out_path: Path) -> TableStats:
 
 def _artifact(out: Path, rel: str) -> dict[str, Any]:
     path = out / rel
-    return {"path": rel, "size": path.stat().st_size, "sha256": sha256_file(path)}
+    # One read for both: the SHA-256 the manifest promises, and the CRC32 an upload checks the file against
+    # from the CRC32s its parts are sent with (no second read of a large file at upload time).
+    sha256, crc32 = sha256_and_crc32(path)
+    return {"path": rel, "size": path.stat().st_size, "sha256": sha256, "crc32": f"{crc32:08x}"}
 
 
 def _write_json(path: Path, document: Any) -> None:

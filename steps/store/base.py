@@ -35,12 +35,17 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class Upload:
-    """One local file to store under ``key``; ``sha256`` is the hex SHA-256 the file must have."""
+    """One local file to store under ``key``; ``sha256`` is the hex SHA-256 the file must have.
+
+    ``crc32``, when the build recorded it, is the file's CRC32: a multipart upload checks the file against it
+    from its parts' CRC32s instead of reading the whole file again for its SHA-256.
+    """
 
     key: str
     path: Path
     size: int
     sha256: str
+    crc32: int | None = None
 
 
 def verify_stored(expected: Mapping[str, str], stored: Mapping[str, StoredObject | None]) -> list[str]:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,7 +59,11 @@ def _local_uploads(out_dir: Path, manifest: dict[str, Any], prefix: str) -> list
                 f"{out_dir} does not match its manifest: {rel} is missing or not {artifact.get('size')} bytes",
                 "Rebuild the release (build_release) and publish the directory it wrote, unchanged.",
             )
-        uploads.append(Upload(f"{prefix}/{rel.as_posix()}", path, artifact["size"], str(artifact.get("sha256"))))
+        crc32 = artifact.get("crc32")
+        recorded = int(crc32, 16) if isinstance(crc32, str) and re.fullmatch(r"[0-9a-f]{8}", crc32) else None
+        uploads.append(
+            Upload(f"{prefix}/{rel.as_posix()}", path, artifact["size"], str(artifact.get("sha256")), recorded)
+        )
     return uploads
 
 

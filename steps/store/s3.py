@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import os
@@ -27,7 +28,7 @@ from steps.store.base import (
     raise_if_mismatched,
     safe_relative,
 )
-from steps.store.checksums import READ_BLOCK, b64, file_checksums
+from steps.store.checksums import READ_BLOCK, b64, composite_crc32, crc32_combine, file_checksums
 
 MIB = 1024 * 1024
 S3_MAX_ATTEMPTS = 5
@@ -40,21 +41,31 @@ INLINE_BODY_BYTES = MIB
 
 @dataclass
 class _MultipartFile:
-    """A file going up in parts, and the SHA-256 of each part as sent."""
+    """A file going up in parts, the CRC32 the build recorded for it, and each part's CRC32 as S3 took it."""
 
     path: Path
     size: int
     part_size: int
-    digests: dict[int, bytes] = field(default_factory=dict)
+    recorded_crc32: int | None = None
+    crcs: dict[int, int] = field(default_factory=dict)
 
     @property
     def parts(self) -> int:
         return -(-self.size // self.part_size)
 
+    def part_length(self, number: int) -> int:
+        return min(self.part_size, self.size - (number - 1) * self.part_size)
+
     def composite(self) -> str:
-        """The checksum S3 reports for the object: SHA-256 of the part checksums, ``-<parts>``."""
-        joined = b"".join(self.digests.get(n, b"") for n in range(1, self.parts + 1))
-        return f"{b64(hashlib.sha256(joined).digest())}-{self.parts}"
+        """The checksum S3 reports for the object: the CRC32 of the part CRC32s, ``-<parts>``."""
+        return composite_crc32([self.crcs.get(n, 0) for n in range(1, self.parts + 1)])
+
+    def whole_crc32(self) -> int:
+        """The whole file's CRC32, combined from the parts' (no second read of the file)."""
+        crc = 0
+        for n in range(1, self.parts + 1):
+            crc = crc32_combine(crc, self.crcs.get(n, 0), self.part_length(n))
+        return crc
 
 
 def _client_error_code(exc: Exception) -> str:
@@ -79,7 +90,8 @@ class S3Store(ArtifactStore):
     """An artifact store in an S3 (or MinIO) bucket under ``prefix``.
 
     Small files go up with one ``PutObject`` each from a thread pool, large ones through boto3's
-    transfer manager as concurrent multipart uploads; every request carries a SHA-256 checksum.
+    transfer manager as concurrent multipart uploads; every request carries a checksum S3 verifies (SHA-256 for
+    single requests, CRC32 for parts, as boto3 sends by default).
 
     Args:
         bucket: Bucket name.
@@ -116,26 +128,40 @@ class S3Store(ArtifactStore):
         )
         self._multipart: dict[str, _MultipartFile] = {}
         client.meta.events.register(
-            "before-parameter-build.s3.UploadPart", self._add_part_checksum, unique_id=f"artifact-store-{id(self)}"
+            "before-parameter-build.s3.CompleteMultipartUpload",
+            self._check_before_complete,
+            unique_id=f"artifact-store-{id(self)}",
         )
 
-    def _add_part_checksum(self, params: dict[str, Any], **_: object) -> None:
-        """Hash an UploadPart's byte range of the local file, in the thread sending it, and send that SHA-256.
+    def _check_before_complete(self, params: dict[str, Any], **_: object) -> None:
+        """Before CompleteMultipartUpload: the parts S3 took must add up to the file the build recorded.
 
-        botocore then skips hashing the part itself, and S3 checks the part against the local file.
+        Parts go up with CRC32, boto3's default transport checksum: botocore computes it as it streams each
+        part (one read of the file), S3 verifies it and answers it, and s3transfer lists it per part in this
+        request. Combined (``crc32_combine``), they are the CRC32 of what S3 holds, checked here against the
+        build's: a mismatch raises before the object exists, and the transfer manager aborts the upload.
         """
         upload = self._multipart.get(params.get("Key", ""))
-        number = params.get("PartNumber", 0)
-        if upload is None or not 1 <= number <= upload.parts:
+        if upload is None:
             return
-        digest, remaining = hashlib.sha256(), min(upload.part_size, upload.size - (number - 1) * upload.part_size)
-        with upload.path.open("rb") as fh:
-            fh.seek((number - 1) * upload.part_size)
-            while remaining > 0 and (block := fh.read(min(READ_BLOCK, remaining))):
-                digest.update(block)
-                remaining -= len(block)
-        upload.digests[number] = digest.digest()
-        params["ChecksumSHA256"] = b64(upload.digests[number])
+        parts = (params.get("MultipartUpload") or {}).get("Parts") or []
+        try:
+            upload.crcs = {
+                int(p["PartNumber"]): int.from_bytes(base64.b64decode(p["ChecksumCRC32"]), "big") for p in parts
+            }
+        except (KeyError, ValueError) as exc:
+            raise InfraError(
+                f"{self.url_for(self._relative(params['Key']))}: S3 did not acknowledge a CRC32 for every part; "
+                "the store must support S3 additional checksums (AWS S3, MinIO >= 2023)"
+            ) from exc
+        if upload.recorded_crc32 is not None and len(upload.crcs) == upload.parts:
+            actual = upload.whole_crc32()
+            if actual != upload.recorded_crc32:
+                raise DataError(
+                    f"{upload.path.name} changed after the release was built (CRC32 differs from manifest.json)",
+                    f"{upload.path}: manifest says {upload.recorded_crc32:08x}, the parts sent add up to "
+                    f"{actual:08x}. Rebuild the release.",
+                )
 
     def _full(self, key: str) -> str:
         safe_relative(key)
@@ -172,7 +198,8 @@ class S3Store(ArtifactStore):
             raise _s3_error("HeadObject", self.url_for(key), exc) from exc
         except BotoCoreError as exc:
             raise _s3_error("HeadObject", self.url_for(key), exc) from exc
-        return StoredObject(key, resp["ContentLength"], resp["ETag"], resp.get("ChecksumSHA256"))
+        checksum = resp.get("ChecksumSHA256") or resp.get("ChecksumCRC32")
+        return StoredObject(key, resp["ContentLength"], resp["ETag"], checksum)
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         """Content and ETag of ``key``, or None if it does not exist."""
@@ -243,6 +270,7 @@ class S3Store(ArtifactStore):
 
     @staticmethod
     def _check_whole_file(upload: Upload) -> None:
+        """Without a recorded CRC32 (an older build), read the file for its SHA-256 alongside the upload."""
         actual_hex = file_checksums(upload.path)[0]
         if actual_hex != upload.sha256:
             raise changed_after_build(upload, actual_hex)
@@ -251,10 +279,11 @@ class S3Store(ArtifactStore):
         """Upload concurrently and verify every object by the SHA-256 checksum S3 reports.
 
         Small files get it in the PutObject answer. Large files go through the transfer manager, each
-        part sent with the SHA-256 of its range of the local file (so S3 checks every part against the
-        local bytes), then are checked with HeadObject against the checksum of those part checksums;
-        their whole-file SHA-256 is checked against the ``Upload`` alongside. On any failure the
-        remaining transfers are cancelled (the transfer manager aborts its multipart uploads).
+        part sent with the CRC32 of its range of the local file (so S3 checks every part against the
+        local bytes), then are checked with HeadObject against the composite of those part checksums;
+        the parts' CRC32s, combined, must equal the CRC32 the build recorded with the file's SHA-256
+        (without one, the whole file's SHA-256 is read alongside). On any failure the remaining
+        transfers are cancelled (the transfer manager aborts its multipart uploads).
         """
         small = [u for u in uploads if self.part_size_for(u.size) is None]
         large = [u for u in uploads if self.part_size_for(u.size) is not None]
@@ -268,11 +297,11 @@ class S3Store(ArtifactStore):
                 transfers: dict[str, Any] = {}
                 for u in large:
                     part_size = self.part_size_for(u.size) or u.size
-                    self._multipart[self._full(u.key)] = _MultipartFile(u.path, u.size, part_size)
+                    self._multipart[self._full(u.key)] = _MultipartFile(u.path, u.size, part_size, u.crc32)
                     transfers[u.key] = manager.upload(
-                        str(u.path), self.bucket, self._full(u.key), extra_args={"ChecksumAlgorithm": "SHA256"}
+                        str(u.path), self.bucket, self._full(u.key), extra_args={"ChecksumAlgorithm": "CRC32"}
                     )
-                whole_file_checks = [pool.submit(self._check_whole_file, u) for u in large]
+                whole_file_checks = [pool.submit(self._check_whole_file, u) for u in large if u.crc32 is None]
                 puts = [pool.submit(self._put_file, u) for u in small]
                 futures: list[Future[Any]] = [*whole_file_checks, *puts]
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)

@@ -60,7 +60,7 @@ class Fault:
     """A misbehaviour to inject for requests that match ``method``, ``key`` (fnmatch) and ``query``.
 
     With ``status`` set the request is answered with that S3 error without reaching moto; with
-    ``checksum`` set it reaches moto and the response's ``x-amz-checksum-sha256`` is replaced.
+    ``checksum`` set it reaches moto and the response's ``x-amz-checksum-sha256`` or ``-crc32`` is replaced.
     """
 
     method: str | None = None
@@ -178,7 +178,8 @@ class RecordingApp:
         def recording_start_response(status, headers, exc_info=None):
             status_seen.append(int(status.split()[0]))
             if fault is not None and fault.checksum is not None:
-                headers = [(h, fault.checksum if h.lower() == "x-amz-checksum-sha256" else v) for h, v in headers]
+                rewritten = ("x-amz-checksum-sha256", "x-amz-checksum-crc32")
+                headers = [(h, fault.checksum if h.lower() in rewritten else v) for h, v in headers]
             return start_response(status, headers, exc_info)
 
         try:
