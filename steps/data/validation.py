@@ -15,6 +15,7 @@ from pandera.engines import polars_engine
 from pandera.errors import SchemaDefinitionError, SchemaError, SchemaErrors
 
 from steps.data.failures import COLUMN, LABEL, POS, VALUE, Failures, check_label, clip
+from steps.data.fused import fused_checks
 from steps.data.keys import KeyHashes, check_unique, key_hash
 from steps.data.metadata import load_release
 from steps.data.readers import CsvSource, ParquetSource, Unreadable, open_source
@@ -214,6 +215,8 @@ def _scan(
     absent = [c for c in plan.schema.columns if c not in source.columns]
     absent += _type_mismatches(source.dtypes or {}, present, plan, failures)
     batch_schema = plan.schema.remove_columns(absent) if absent else plan.schema
+    # One parallel polars pass per batch decides whether pandera has anything to find (it only runs then).
+    fused = fused_checks(batch_schema)
     keys = [list(key) for key in plan.unique_keys if all(c in source.columns for c in key)]
     hashes = [KeyHashes(source.expected_rows) for _ in keys]
     rows = 0
@@ -222,7 +225,8 @@ def _scan(
             for offset in range(0, frame.height, batch_rows):
                 batch = frame.slice(offset, batch_rows)
                 try:
-                    batch_schema.validate(batch, lazy=True)
+                    if fused is None or not fused.passes(batch):
+                        batch_schema.validate(batch, lazy=True)
                 except SchemaErrors as exc:
                     _record_pandera(exc.failure_cases, rows, bad_cells, failures)
                 except (SchemaError, SchemaDefinitionError) as exc:
