@@ -35,8 +35,9 @@ def _expression(check: pa.Check, column: str) -> pl.Expr | None:
     if out is not selection or len(selection.exprs) != 1 or not isinstance(selection.exprs[0], pl.Expr):
         return None
     expr: pl.Expr = selection.exprs[0]
-    # pandera's polars check backend: with ignore_na a null outcome passes, without it a null fails.
-    return (expr | expr.is_null()).all() if check.ignore_na else expr.fill_null(False).all()
+    # pandera's polars check backend: with ignore_na a null outcome passes (``out | out.is_null()``, written
+    # as fill_null so the check is evaluated once, not twice), without it a null fails.
+    return expr.fill_null(check.ignore_na).all()
 
 
 @dataclass(frozen=True)
