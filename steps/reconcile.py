@@ -6,10 +6,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from steps.argo.server import ArgoServer
 from steps.github.app import repo_client
@@ -44,6 +43,7 @@ RUNS_PREFIX = "_runs/"
 PERMISSIONS = {"statuses": "write", "deployments": "write"}
 #: Newer deployments of an environment looked at to tell "superseded" (inactive) from "failed" (error).
 NEWER_LOOKBACK = 10
+ALREADY_REPORTED = "GitHub already shows"
 
 
 @dataclass
@@ -133,30 +133,34 @@ class Reconciler:
         report = PassReport(dry_run=self.dry_run)
         cutoff = now - self.limits.look_back
         listed = {}
-        for document in [*self.argo.list_workflows(RUN_SELECTOR, archived=True), *self._live()]:
+        archived = self.argo.list_workflows(RUN_SELECTOR, archived=True)
+        for document in [*archived, *self.argo.list_workflows(RUN_SELECTOR)]:
             run = run_of(document)
             if run is not None:
                 listed[run.name] = run  # the live Workflow wins over an archived copy
         report.runs_listed = len(listed)
         runs = [r for r in listed.values() if r.created >= cutoff or not r.ended]
-        runs += [r for r in self._gone(listed, report) if r.created >= cutoff]
-        due = sorted(((r, reason) for r in runs if (reason := reason_to_repair(r))), key=lambda x: x[0].created)
+        gone = [r for r in self._gone(listed, report) if r.created >= cutoff]
+        due = sorted(((r, reason) for r in runs + gone if (reason := reason_to_repair(r))), key=lambda x: x[0].created)
+        settled: set[str] = set()
         for index, (run, reason) in enumerate(due):
             if index >= self.limits.max_repairs or time.monotonic() - started > self.limits.budget_seconds:
                 report.deferred = len(due) - index
                 report.notes.append(f"{report.deferred} run(s) left for the next pass (budget reached)")
                 break
-            report.repairs.append(self._repair(run, reason))
-        unfinished = [r for r in listed.values() if not r.ended]
+            repair = self._repair(run, reason)
+            report.repairs.append(repair)
+            if repair.posted or repair.skipped.startswith(ALREADY_REPORTED):
+                settled.add(run.name)
+        # Remembered for the next pass: what is still going, and deleted runs not settled yet (GitHub failed
+        # or the budget ran out), so a deleted run is never forgotten before its status is final.
+        unfinished = [r for r in listed.values() if not r.ended] + [r for r in gone if r.name not in settled]
         if self.store is not None:
             self._remember(unfinished, report)
             self._tidy(cutoff, {r.name for r in unfinished}, report)
         else:
-            report.notes.append(f"storage not checked: ${STORE_ENV} is not set")
+            report.notes.append("storage not checked: no release store (workspaces, uploads, deleted runs)")
         return report
-
-    def _live(self) -> Iterable[dict[str, Any]]:
-        return self.argo.list_workflows(RUN_SELECTOR)
 
     def _gone(self, listed: dict[str, Run], report: PassReport) -> list[Run]:
         """Runs the previous pass saw unfinished that are now neither live nor archived."""
@@ -188,7 +192,7 @@ class Reconciler:
             client = self._client(run.repo)
             latest = latest_status(client, run.sha, self.settings.status_context)
             if not should_post(latest, link):
-                repair.skipped = f"GitHub already shows {latest[0] if latest else 'no status'} from another report"
+                repair.skipped = f"{ALREADY_REPORTED} {latest[0] if latest else 'no status'} from another report"
                 return repair
             # Deployments first: a pass cut short after them still sees this run's pending next time.
             repair.deployments = self._end_deployments(client, run)

@@ -33,36 +33,40 @@ def run_duration() -> list[Histogram]:
     ]
 
 
+def _from_outputs(name: str, help_text: str, label: tuple[str, str], value: str, buckets: list[float]) -> Histogram:
+    """A template histogram of the step's output ``value`` labelled by its output ``label[1]``."""
+    return Histogram(
+        name=name,
+        help=help_text,
+        labels=[Label(key=label[0], value=f"{{{{outputs.parameters.{label[1]}}}}}")],
+        when=f"{{{{outputs.parameters.{value}}}}} >= 0",
+        buckets=list(buckets),
+        value=f"{{{{outputs.parameters.{value}}}}}",
+    )
+
+
 def final_status() -> tuple[list[Parameter], list[Histogram]]:
     """report-final: from the run's start (its ``pending``) to the final commit status, by the state posted."""
     outputs = [_output("pending-to-final-seconds", "-1"), _output("final-state", "none")]
-    metrics = [
-        Histogram(
-            name="release_pending_to_final_seconds",
-            help="Seconds from the pending commit status to the final one, by final state",
-            labels=[Label(key="state", value="{{outputs.parameters.final-state}}")],
-            when="{{outputs.parameters.pending-to-final-seconds}} >= 0",
-            buckets=list(RUN_BUCKETS),
-            value="{{outputs.parameters.pending-to-final-seconds}}",
-        )
-    ]
-    return outputs, metrics
+    help_text = "Seconds from the pending commit status to the final one, by final state"
+    metric = _from_outputs(
+        "release_pending_to_final_seconds", help_text, ("state", "final-state"), "pending-to-final-seconds", RUN_BUCKETS
+    )
+    return outputs, [metric]
 
 
 def deployment_lead_time() -> tuple[list[Parameter], list[Histogram]]:
     """deploy-environment: from the push reaching the project to the deployment's ``success``, by environment."""
     outputs = [_output("lead-time-seconds", "-1"), _output("environment-class", "none")]
-    metrics = [
-        Histogram(
-            name="release_deployment_lead_time_seconds",
-            help="Seconds from the push to a successful deployment, by environment (previews as one)",
-            labels=[Label(key="environment", value="{{outputs.parameters.environment-class}}")],
-            when="{{outputs.parameters.lead-time-seconds}} >= 0",
-            buckets=list(LEAD_BUCKETS),
-            value="{{outputs.parameters.lead-time-seconds}}",
-        )
-    ]
-    return outputs, metrics
+    help_text = "Seconds from the push to a successful deployment, by environment (previews as one)"
+    metric = _from_outputs(
+        "release_deployment_lead_time_seconds",
+        help_text,
+        ("environment", "environment-class"),
+        "lead-time-seconds",
+        LEAD_BUCKETS,
+    )
+    return outputs, [metric]
 
 
 __all__ = ["LEAD_BUCKETS", "RUN_BUCKETS", "deployment_lead_time", "final_status", "run_duration"]

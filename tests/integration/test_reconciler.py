@@ -78,6 +78,17 @@ def in_progress_deployment(world, name, environment="staging", sha=SHA):
     return deployment
 
 
+def running(world):
+    """Submit a run from a small template through the Argo Server; it stays Running (what a pass sees)."""
+    world.argo.add_template(simple_template("release-data-prep", ("report-pending", "fetch", "publish")))
+    world.argo.workflow_timeline = [(0, "Pending"), (0.01, "Running")]
+    submitted = ArgoServer(world.argo.url, "argo", ARGO_TEST_TOKEN).submit(
+        "release-data-prep", {"repo": REPO, "sha": SHA}, RUN_LABELS
+    )
+    time.sleep(0.05)
+    return submitted["metadata"]["name"]
+
+
 def writes(github):
     """Calls that change something on GitHub (minting an installation token changes nothing there)."""
     return sum(1 for c in github.calls if c.method in ("POST", "PATCH", "DELETE") and "access_tokens" not in c.api_path)
@@ -119,13 +130,7 @@ def test_exit_handler_that_failed_past_its_budget_is_reported_once(world, monkey
 
 
 def test_terminated_run_is_reported_as_error(world):
-    world.argo.add_template(simple_template("release-data-prep", ("report-pending", "fetch", "publish")))
-    world.argo.workflow_timeline = [(0, "Pending"), (0.01, "Running")]
-    created = ArgoServer(world.argo.url, "argo", ARGO_TEST_TOKEN).submit(
-        "release-data-prep", {"repo": REPO, "sha": SHA}, RUN_LABELS
-    )
-    name = created["metadata"]["name"]
-    time.sleep(0.05)
+    name = running(world)
     pending(world, name)
     world.argo.terminate(name)
 
@@ -137,13 +142,7 @@ def test_terminated_run_is_reported_as_error(world):
 
 
 def test_deleted_run_is_noticed_by_the_next_pass(world):
-    world.argo.add_template(simple_template("release-data-prep", ("report-pending", "fetch")))
-    world.argo.workflow_timeline = [(0, "Pending"), (0.01, "Running")]
-    created = ArgoServer(world.argo.url, "argo", ARGO_TEST_TOKEN).submit(
-        "release-data-prep", {"repo": REPO, "sha": SHA}, RUN_LABELS
-    )
-    name = created["metadata"]["name"]
-    time.sleep(0.05)
+    name = running(world)
     pending(world, name)
     deployment = in_progress_deployment(world, name)
 
@@ -152,6 +151,11 @@ def test_deleted_run_is_noticed_by_the_next_pass(world):
     assert [m["name"] for m in json.loads(world.store.get(MEMO_KEY)[0])["runs"]] == [name]
 
     world.argo.delete_workflow(name)
+    refused = world.github.add_fault(Fault("http_error", method="POST", path_regex=r"/statuses/", status=422))
+    failed = world.reconcile()  # GitHub refuses the status this time: the deleted run stays remembered
+    assert [(r.reason, r.posted) for r in failed.repairs] == [("deleted", False)]
+    assert [m["name"] for m in json.loads(world.store.get(MEMO_KEY)[0])["runs"]] == [name]
+    assert refused.remaining == 0
     second = world.reconcile()
 
     assert [(r.reason, r.state, r.posted) for r in second.repairs] == [("deleted", "error", True)]
@@ -218,12 +222,8 @@ def test_dry_run_lists_repairs_and_changes_nothing(world):
 
 
 def test_old_workspaces_and_abandoned_uploads_are_removed(world):
-    world.argo.add_template(simple_template("release-data-prep", ("fetch",)))
-    world.argo.workflow_timeline = [(0, "Pending"), (0.01, "Running")]
-    running = ArgoServer(world.argo.url, "argo", ARGO_TEST_TOKEN).submit(
-        "release-data-prep", {"repo": REPO, "sha": SHA}, RUN_LABELS
-    )["metadata"]["name"]
-    for workflow in ("rdp-done", running):
+    still_running = running(world)
+    for workflow in ("rdp-done", still_running):
         world.store.put(f"_runs/acme/data/{workflow}/summary.json", b"{}")
         world.store.put(f"_runs/acme/data/{workflow}/deploy/staging.json", b"{}")
     client, bucket = world.s3.client, world.s3.bucket
@@ -242,7 +242,7 @@ def test_old_workspaces_and_abandoned_uploads_are_removed(world):
     later = world.reconcile(later=2 * DAY)
 
     assert later.workspaces_removed == ["_runs/acme/data/rdp-done/"]  # the running run keeps its workspace
-    assert world.store.head(f"_runs/acme/data/{running}/summary.json") is not None
+    assert world.store.head(f"_runs/acme/data/{still_running}/summary.json") is not None
     assert world.store.head("_runs/acme/data/rdp-done/summary.json") is None
     assert world.reconcile(later=2 * DAY).workspaces_removed == []
 
