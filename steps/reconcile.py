@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from steps.argo.server import ArgoServer
+from steps.argo.server import ArgoServer, ArgoServerError
 from steps.github.app import repo_client
 from steps.github.client import RepoClient
 from steps.github.deployments import GitHubDeployments
@@ -25,7 +25,7 @@ from steps.policy.reconcile import (
     should_post,
     verdict,
 )
-from steps.runtime.errors import StepError
+from steps.runtime.errors import ConfigError, InfraError, StepError
 from steps.runtime.metrics import write_metric
 from steps.runtime.registrations import mounted_registration
 from steps.runtime.settings import GitHubStepSettings
@@ -270,6 +270,8 @@ def reconcile(look_back: str = "24h", max_repairs: int = 200, budget_seconds: in
         dry_run: Change nothing.
     """
     env = os.environ
+    if not env.get("ARGO_SERVER_URL") or not env.get("ARGO_NAMESPACE"):
+        raise ConfigError("ARGO_SERVER_URL and ARGO_NAMESPACE are not set; the CronWorkflow sets them from the config")
     token_file = env.get("ARGO_TOKEN_FILE", "")
     token = Path(token_file).read_text(encoding="utf-8").strip() if token_file and Path(token_file).exists() else ""
     verify: bool | str = env.get("ARGO_CA_BUNDLE") or env.get("ARGO_INSECURE", "false") != "true"
@@ -286,7 +288,10 @@ def reconcile(look_back: str = "24h", max_repairs: int = 200, budget_seconds: in
         ),
         dry_run=dry_run,
     )
-    report = reconciler.run()
+    try:
+        report = reconciler.run()
+    except ArgoServerError as exc:  # unreachable, or a token it refused: retried by the step's retryStrategy
+        raise InfraError(f"Argo Server: {exc}") from None
     for kind, count in report.counts().items():  # Argo's counters add these up (release_reconciler_repairs_total)
         write_metric(f"repaired-{kind}", count)
     for repair in report.repairs:

@@ -11,6 +11,7 @@ from steps.github.app import repo_client
 from steps.github.deployments import GitHubDeployments
 from steps.github.statuses import set_commit_status
 from steps.reconcile import MEMO_KEY, Limits, Reconciler
+from steps.reconcile import reconcile as reconcile_step
 from steps.report import report_final
 from steps.runtime.errors import InfraError
 from steps.store.url import open_store
@@ -315,3 +316,33 @@ def test_cli_dry_run_prints_the_repairs_and_changes_nothing(world, laptop, capsy
 def test_cli_bad_duration_is_a_clear_error(laptop, capsys):
     assert main(["reconcile", "--config", laptop, "--since", "yesterday"]) == 2
     assert "--since 'yesterday' is not a positive duration" in capsys.readouterr().err
+
+
+def test_the_step_as_the_cron_workflow_runs_it(world, tmp_path, monkeypatch):
+    # The pod's environment as pipelines/resources/reconciler.py renders it: the ServiceAccount token in a file,
+    # the link template, the metric files Argo reads back as output parameters.
+    world.argo.put_workflow(run_document("rdp-pod", REPO, SHA, created=time.time() - 60, reporter="Failed"))
+    pending(world, "rdp-pod")
+    token = tmp_path / "token"
+    token.write_text(ARGO_TEST_TOKEN)
+    for name, value in {
+        "ARGO_SERVER_URL": world.argo.url,
+        "ARGO_NAMESPACE": "argo",
+        "ARGO_TOKEN_FILE": str(token),
+        "RECONCILER_TARGET_URL_TEMPLATE": LINK,
+        "STEP_METRICS_DIR": str(tmp_path / "metrics"),
+        "RELEASE_STORE": f"s3://{world.s3.bucket}/releases",
+        "AWS_ENDPOINT_URL_S3": world.s3.endpoint_url,
+        "GITHUB_APP_ID": str(world.github.app_id),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("S3_CREDENTIALS_SECRET", raising=False)
+
+    summary = reconcile_step(look_back="1h")
+
+    assert summary.startswith("1 runs listed; reported 1 final status(es)")
+    assert (tmp_path / "metrics" / "repaired-statuses").read_text() == "1"
+    assert last_status(world).target_url == LINK.format(workflow="rdp-pod")
+    monkeypatch.setenv("ARGO_SERVER_URL", "http://127.0.0.1:9")  # nothing listens: an outage, retried by Argo
+    with pytest.raises(InfraError, match="cannot reach the Argo Server"):
+        reconcile_step(look_back="1h")
