@@ -6,7 +6,7 @@ reports the median wall time of the work (imports excluded) and the child's peak
 
 - read floor: the faster of ``pyarrow.parquet.read_table`` and ``polars.read_parquet`` (read only);
 - naive: ``pandas.read_parquet`` plus pandera's pandas backend, ``lazy=True``, the same checks;
-- project: ``steps.data.validation.validate_table_file``.
+- project: ``steps.data.validation.validate_table_file``, with the allocator setting its pods get.
 
 The project also runs at 1,000,000 rows to show that its peak RSS does not grow with the table.
 The last line printed is one JSON object with the figures. Usage::
@@ -166,11 +166,21 @@ def run_child(mode: str, path: Path) -> dict:
     raise SystemExit(f"unknown mode {mode}")
 
 
+def pod_allocator_env() -> dict[str, str]:
+    """The allocator environment the WorkflowTemplate sets for every step (pipelines/resources/scripts.py)."""
+    sys.path.insert(0, str(ROOT))
+    from pipelines.resources.scripts import POD_ALLOCATOR_ENV
+
+    return dict(POD_ALLOCATOR_ENV)
+
+
 def measure(mode: str, path: Path) -> dict:
     """Run ``mode`` in a fresh interpreter; peak RSS comes from wait4 for that child alone."""
     started = time.perf_counter()
+    # The project runs with the allocator setting its pods get from the WorkflowTemplate (what ships).
+    env = {**os.environ, **(pod_allocator_env() if mode == "project" else {})}
     child = subprocess.Popen(
-        [sys.executable, __file__, "--child", mode, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        [sys.executable, __file__, "--child", mode, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env
     )
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
