@@ -106,6 +106,11 @@ class S3Settings(_Model):
     region: str = "us-east-1"
     credentials_secret: str | None = "s3-credentials"  # null: no keys mounted; boto3 finds them (e.g. IRSA)
 
+    @property
+    def root(self) -> str:
+        """The release store's URL, ``s3://BUCKET/PREFIX``."""
+        return f"s3://{self.bucket}/{self.prefix.strip('/')}".rstrip("/")
+
 
 class EventsSettings(_Model):
     """Argo Events: where the EventSource and Sensor live and how GitHub reaches the webhook."""
@@ -180,6 +185,12 @@ class Config(_Model):
         if found:
             raise Problems(found)
         return self
+
+    def target_url(self, workflow: str) -> str:
+        """The link of run ``workflow`` in the Argo UI (``github.targetUrlTemplate``), as its statuses carry it."""
+        return self.github.target_url_template.format(
+            argo_ui=self.argo.ui_base, namespace=self.argo.namespace, workflow=workflow
+        )
 
     def registration(self, repo: str) -> RepoRegistration:
         """The registration of ``owner/name`` (case-insensitive).

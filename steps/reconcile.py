@@ -26,6 +26,7 @@ from steps.policy.reconcile import (
     verdict,
 )
 from steps.runtime.errors import ConfigError, InfraError, StepError
+from steps.runtime.labels import RUN_SELECTOR
 from steps.runtime.metrics import write_metric
 from steps.runtime.registrations import mounted_registration
 from steps.runtime.settings import GitHubStepSettings
@@ -35,8 +36,6 @@ from steps.store.workspace import STORE_ENV, release_store
 
 log = logging.getLogger(__name__)
 
-#: The label every release-data-prep (and fork validation) run carries (pipelines/resources/workflows.py).
-RUN_SELECTOR = "gitops-status-matrix/managed-by=release-data-prep"
 #: Runs a pass saw unfinished, so that the next one notices when they are deleted before they end.
 MEMO_KEY = "_reconciler/unfinished.json"
 RUNS_PREFIX = "_runs/"

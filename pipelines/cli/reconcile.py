@@ -29,12 +29,11 @@ def _settings(config: Config) -> GitHubStepSettings:
 def reconciler(config: Config, args: argparse.Namespace) -> Reconciler:
     """A reconciler built from the config: the same pass the CronWorkflow runs, with the laptop's credentials."""
     ids = {reg.full_name.lower(): (reg.installation_id, config.app_id_for(reg)) for reg in config.repo_registrations}
-    template = config.github.target_url_template
     store = None
     if not args.skip_storage:
         s3 = config.s3
         store = open_store(
-            os.environ.get("RELEASE_STORE") or f"s3://{s3.bucket}/{s3.prefix.strip('/')}".rstrip("/"),
+            os.environ.get("RELEASE_STORE") or s3.root,
             endpoint_url=s3.endpoint_url,
             region=s3.region,
         )
@@ -42,9 +41,7 @@ def reconciler(config: Config, args: argparse.Namespace) -> Reconciler:
     return Reconciler(
         argo=server(config),
         settings=_settings(config),
-        target_url=lambda name: template.format(
-            argo_ui=config.argo.ui_base, namespace=config.argo.namespace, workflow=name
-        ),
+        target_url=config.target_url,
         github_ids=lambda repo: ids.get(repo.lower(), (None, config.github.app_id)),
         store=store,
         limits=Limits(look_back=look_back, max_repairs=args.max_repairs or config.reconciler.max_repairs),

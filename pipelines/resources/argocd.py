@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import Config, Environment, RepoRegistration
+from pipelines.resources import PART_OF
 from pipelines.resources.notifications import (
     ENVIRONMENT_ANNOTATION,
     ENVIRONMENT_URL_ANNOTATION,
@@ -12,7 +13,6 @@ from pipelines.resources.notifications import (
 )
 
 REGISTRATION_LABEL = "gitops-status-matrix/registration"
-PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 AUTOMATED = {"prune": False, "selfHeal": True}
 
 

@@ -15,6 +15,7 @@ from pipelines.parameters import (
     FORK_TEMPLATE,
     RELEASE_PARAMETERS,
 )
+from pipelines.resources import PART_OF
 from pipelines.resources.secrets import webhook_secret_key
 
 EVENT_HEADER_PATH = "headers.X-Github-Event.0"
@@ -24,7 +25,6 @@ RELEASE_PR_ACTIONS = ("opened", "reopened", "synchronize")
 TRIGGER_RETRY_STEPS = 3
 POSTSYNC_DEADLINE_SECONDS = 600
 TRIGGER_LABEL = "gitops-status-matrix/trigger"
-PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 
 PUSH = "push"
 PULL_REQUEST = "pull_request"

@@ -63,69 +63,63 @@ class Mounts:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    @property
-    def github_app(self) -> Mount:
-        """The run's GitHub App private key (Secret ``github-app-<app-id>``), as a file."""
+    def _app_key(self, name: str, app_id: int | str, directory: str) -> SecretVolume:
+        """The Secret of App ``app_id``'s private key, its key mounted as ``directory/private-key``."""
         github = self.config.github
-        secret = github.private_key_secret.format(app_id=workflow_parameter("app-id"))
-        key = github.private_key_secret_key
-        volume = SecretVolume(
-            name="github-app",
-            secret_name=secret,
-            mount_path=GITHUB_KEY_DIR,
-            items=[m.KeyToPath(key=key, path="private-key")],
+        return SecretVolume(
+            name=name,
+            secret_name=github.private_key_secret.format(app_id=app_id),
+            mount_path=directory,
+            items=[m.KeyToPath(key=github.private_key_secret_key, path="private-key")],
             default_mode=0o440,
             optional=True,
         )
+
+    def _key_env(self, app_id: str, directory: str) -> tuple[Env, ...]:
+        github = self.config.github
+        secret = github.private_key_secret.format(app_id=app_id)
+        return (
+            Env(name="GITHUB_APP_PRIVATE_KEY_PATH", value=f"{directory}/private-key"),
+            Env(name="GITHUB_APP_PRIVATE_KEY_SECRET", value=f"{secret}/{github.private_key_secret_key}"),
+        )
+
+    @property
+    def github_app(self) -> Mount:
+        """The run's GitHub App private key (Secret ``github-app-<app-id>``), as a file."""
+        app_id = workflow_parameter("app-id")
         env = (
-            Env(name="GITHUB_APP_PRIVATE_KEY_PATH", value=f"{GITHUB_KEY_DIR}/private-key"),
-            Env(name="GITHUB_APP_PRIVATE_KEY_SECRET", value=f"{secret}/{key}"),
+            *self._key_env(app_id, GITHUB_KEY_DIR),
             # A first attempt ("0") skips the look-ups only a retry needs (an earlier status or deployment).
             Env(name="STEP_RETRIES", value="{{retries}}"),
         )
-        return Mount("github-app", env, (volume,))
+        return Mount("github-app", env, (self._app_key("github-app", app_id, GITHUB_KEY_DIR),))
 
     def github_apps(self, app_ids: list[int]) -> Mount:
         """Every App's private key, one directory per App id: the reconciler reports for all registrations."""
-        github = self.config.github
-        volumes = tuple(
-            SecretVolume(
-                name=f"github-app-{app_id}",
-                secret_name=github.private_key_secret.format(app_id=app_id),
-                mount_path=f"{GITHUB_KEY_DIR}/{app_id}",
-                items=[m.KeyToPath(key=github.private_key_secret_key, path="private-key")],
-                default_mode=0o440,
-                optional=True,
-            )
-            for app_id in app_ids
-        )
-        pattern = github.private_key_secret.format(app_id="{app_id}")
-        env = (
-            Env(name="GITHUB_APP_PRIVATE_KEY_PATH", value=f"{GITHUB_KEY_DIR}/{{app_id}}/private-key"),
-            Env(name="GITHUB_APP_PRIVATE_KEY_SECRET", value=f"{pattern}/{github.private_key_secret_key}"),
-        )
-        return Mount("github-apps", env, volumes)
+        volumes = tuple(self._app_key(f"github-app-{i}", i, f"{GITHUB_KEY_DIR}/{i}") for i in app_ids)
+        # steps.github.app.load_private_key fills in "{app_id}" for the App whose token it mints.
+        return Mount("github-apps", self._key_env("{app_id}", f"{GITHUB_KEY_DIR}/{{app_id}}"), volumes)
 
-    @property
-    def s3_shared(self) -> Mount:
-        """The release store with the shared credentials (``s3.credentialsSecret``) and no run workspace."""
+    def _s3_env(self, secret: str | None) -> list[Env | SecretEnv]:
+        """Region, endpoint and, when ``secret`` names one, the keys of that Secret (optional references)."""
         s3 = self.config.s3
-        env: list[Env | SecretEnv] = [Env(name="RELEASE_STORE", value=self._store_root())]
-        env.append(Env(name="AWS_DEFAULT_REGION", value=s3.region))
+        env: list[Env | SecretEnv] = [Env(name="AWS_DEFAULT_REGION", value=s3.region)]
         if s3.endpoint_url:
             env.append(Env(name="AWS_ENDPOINT_URL_S3", value=s3.endpoint_url))
-        if s3.credentials_secret:
-            secret = s3.credentials_secret
+        if secret:
             env += [
                 Env(name="S3_CREDENTIALS_SECRET", value=secret),
                 SecretEnv(name="AWS_ACCESS_KEY_ID", secret_name=secret, secret_key=S3_KEYS[0], optional=True),
                 SecretEnv(name="AWS_SECRET_ACCESS_KEY", secret_name=secret, secret_key=S3_KEYS[1], optional=True),
             ]
-        return Mount("s3-shared", tuple(env))
+        return env
 
-    def _store_root(self) -> str:
+    @property
+    def s3_shared(self) -> Mount:
+        """The release store with the shared credentials (``s3.credentialsSecret``) and no run workspace."""
         s3 = self.config.s3
-        return f"s3://{s3.bucket}/{s3.prefix.strip('/')}".rstrip("/")
+        env = [Env(name="RELEASE_STORE", value=s3.root), *self._s3_env(s3.credentials_secret)]
+        return Mount("s3-shared", tuple(env))
 
     @property
     def s3(self) -> Mount:
@@ -134,29 +128,20 @@ class Mounts:
         With ``credentialsSecret: null`` no keys are mounted and boto3 finds credentials itself (e.g. IRSA).
         """
         s3 = self.config.s3
-        root = self._store_root()
+        # The run's registration may name its own Secret (parameter s3-secret); else the shared one.
+        secret = (
+            "{{=workflow.parameters['s3-secret'] != '' ? workflow.parameters['s3-secret'] : "
+            f"'{s3.credentials_secret}'}}}}"
+        )
         env: list[Env | SecretEnv] = [
-            Env(name="RELEASE_STORE", value=root),
+            Env(name="RELEASE_STORE", value=s3.root),
             # Under the repository, so a registration's own credentials can be limited to OWNER/REPO prefixes.
             Env(
                 name="RELEASE_WORKSPACE",
-                value=f"{root}/_runs/{{{{workflow.parameters.repo}}}}/{{{{workflow.name}}}}",
+                value=f"{s3.root}/_runs/{{{{workflow.parameters.repo}}}}/{{{{workflow.name}}}}",
             ),
-            Env(name="AWS_DEFAULT_REGION", value=s3.region),
+            *self._s3_env(secret if s3.credentials_secret else None),
         ]
-        if s3.endpoint_url:
-            env.append(Env(name="AWS_ENDPOINT_URL_S3", value=s3.endpoint_url))
-        if s3.credentials_secret:
-            # The run's registration may name its own Secret (parameter s3-secret); else the shared one.
-            secret = (
-                "{{=workflow.parameters['s3-secret'] != '' ? workflow.parameters['s3-secret'] : "
-                f"'{s3.credentials_secret}'}}}}"
-            )
-            env += [
-                Env(name="S3_CREDENTIALS_SECRET", value=secret),
-                SecretEnv(name="AWS_ACCESS_KEY_ID", secret_name=secret, secret_key=S3_KEYS[0], optional=True),
-                SecretEnv(name="AWS_SECRET_ACCESS_KEY", secret_name=secret, secret_key=S3_KEYS[1], optional=True),
-            ]
         return Mount("s3", tuple(env))
 
     @property

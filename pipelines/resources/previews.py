@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import Config, RepoRegistration
-from pipelines.resources.argocd import PART_OF, REGISTRATION_LABEL
+from pipelines.resources import PART_OF
+from pipelines.resources.argocd import REGISTRATION_LABEL
 from pipelines.resources.notifications import ENVIRONMENT_ANNOTATION, ENVIRONMENT_URL_ANNOTATION
 from pipelines.resources.secrets import repo_creds_secret
 

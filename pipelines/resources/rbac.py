@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.config import Config
+from pipelines.resources import PART_OF
 
 RBAC_API = "rbac.authorization.k8s.io/v1"
-PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 
 WORKFLOW_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]},

@@ -8,11 +8,12 @@ from hera.workflows import Counter, CronWorkflow, Env, Label, Parameter, Steps
 from hera.workflows import models as m
 
 from pipelines.config import Config
+from pipelines.resources import PART_OF
 from pipelines.resources.mounts import Mount
 from pipelines.resources.scripts import METRICS_DIR, Scripts, pod_security_context
 from steps import reconcile
+from steps.runtime.labels import MANAGED_BY_LABEL
 
-PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
 #: What a pass repairs, each counted by ``release_reconciler_repairs_total{kind=...}`` (steps.reconcile).
 REPAIR_KINDS = ("statuses", "deployments", "workspaces", "uploads")
@@ -28,9 +29,7 @@ def app_ids(config: Config) -> list[int]:
 
 def _argo_server(config: Config) -> Mount:
     c = config
-    target = c.github.target_url_template.format(
-        argo_ui=c.argo.ui_base, namespace=c.argo.namespace, workflow="{workflow}"
-    )
+    target = c.target_url("{workflow}")  # the step fills in each run's name
     env = [
         Env(name="ARGO_SERVER_URL", value=c.reconciler.argo_server_url),
         Env(name="ARGO_NAMESPACE", value=c.argo.namespace),
@@ -90,7 +89,7 @@ def reconciler_workflow(config: Config) -> CronWorkflow:
         pod_gc=m.PodGC(strategy="OnPodSuccess"),
         ttl_strategy=m.TTLStrategy(seconds_after_success=3600, seconds_after_failure=86400),
         security_context=pod_security_context(),
-        workflow_metadata=m.WorkflowMetadata(labels={"gitops-status-matrix/managed-by": r.name}),
+        workflow_metadata=m.WorkflowMetadata(labels={MANAGED_BY_LABEL: r.name}),
     ) as cron:
         with Steps(name="main"):
             step(

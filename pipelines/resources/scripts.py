@@ -65,9 +65,7 @@ class Scripts:
     def settings_env(self) -> list[Env]:
         """The GitHub settings every step reads (``steps.runtime.settings``), none of them secret."""
         c = self.config
-        target = c.github.target_url_template.format(
-            argo_ui=c.argo.ui_base, namespace=c.argo.namespace, workflow="{{workflow.name}}"
-        )
+        target = c.target_url("{{workflow.name}}")
         values = {
             "GITHUB_API_URL": c.github.api_url,
             "GITHUB_APP_ID": str(c.github.app_id or ""),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.config import Config
+from pipelines.resources import PART_OF
 
 NOTIFICATIONS_SECRET_NAME = "argocd-notifications-secret"  # noqa: S105 - fixed by Argo CD
 S3_KEYS = ("access-key-id", "secret-access-key")  # as pipelines.resources.workflows mounts them
@@ -15,7 +16,6 @@ REPO_CREDS_KEYS = ("githubAppID", "githubAppInstallationID", "githubAppPrivateKe
 KEYS_ANNOTATION = "gitops-status-matrix/required-keys"
 PURPOSE_ANNOTATION = "gitops-status-matrix/purpose"
 SYNC_OPTIONS = "Prune=false,Delete=false"
-PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pipelines.parameters import (
     FORK_TEMPLATE,
     RELEASE_PARAMETERS,
 )
-from pipelines.resources import metrics
+from pipelines.resources import PART_OF, metrics
 from pipelines.resources.mounts import (
     REGISTRATIONS_KEY,
     registration_configmap_names,
@@ -23,10 +23,9 @@ from pipelines.resources.mounts import (
 )
 from pipelines.resources.scripts import Scripts, pod_security_context
 from steps import deploy, release, report
-from steps.runtime.labels import REPO_LABEL_EXPRESSION
+from steps.runtime.labels import MANAGED_BY_LABEL, RELEASE_RUNS, REPO_LABEL_EXPRESSION
 
 LABEL_PREFIX = "gitops-status-matrix"
-PART_OF = {"app.kubernetes.io/part-of": "gitops-status-matrix"}
 _REPO_MUTEX = "sprig.replace('/', '.', workflow.parameters.repo)"
 
 
@@ -57,10 +56,10 @@ def _workflow_spec(config: Config) -> dict[str, Any]:
 
 
 def _labels(*, fork: bool = False) -> m.WorkflowMetadata:
-    # managed-by is what the reconciler lists runs by (steps.reconcile.RUN_SELECTOR), forks' runs included.
+    # The reconciler lists runs by the managed-by label (RUN_SELECTOR), forks' runs included.
     event = "'pull_request'" if fork else "workflow.parameters.event"
     return m.WorkflowMetadata(
-        labels={f"{LABEL_PREFIX}/managed-by": "release-data-prep"},
+        labels={MANAGED_BY_LABEL: RELEASE_RUNS},
         labels_from={
             # Valid for every legal repository name (steps.runtime.labels): 63 characters, alphanumeric ends.
             f"{LABEL_PREFIX}/repo": m.LabelValueFrom(expression=REPO_LABEL_EXPRESSION),

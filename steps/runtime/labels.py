@@ -1,9 +1,14 @@
-"""Kubernetes label values for a run's repository: ``owner.repo``, valid for every legal GitHub name."""
+"""Labels of a run: who manages it, and its repository as ``owner.repo``, valid for every legal GitHub name."""
 
 import hashlib
 import re
 
 LABEL_LIMIT = 63
+#: Every release-data-prep and fork-validation run carries ``MANAGED_BY_LABEL: RELEASE_RUNS``; the reconciler
+#: lists runs by it (``RUN_SELECTOR``).
+MANAGED_BY_LABEL = "gitops-status-matrix/managed-by"
+RELEASE_RUNS = "release-data-prep"
+RUN_SELECTOR = f"{MANAGED_BY_LABEL}={RELEASE_RUNS}"
 _KEEP = 52
 _HASH_DIGITS = 10
 
@@ -23,4 +28,4 @@ def repo_label(repo: str) -> str:
     return f"{dotted[:_KEEP]}-{digest}"
 
 
-__all__ = ["LABEL_LIMIT", "REPO_LABEL_EXPRESSION", "repo_label"]
+__all__ = ["LABEL_LIMIT", "MANAGED_BY_LABEL", "RELEASE_RUNS", "REPO_LABEL_EXPRESSION", "RUN_SELECTOR", "repo_label"]

@@ -17,8 +17,8 @@ from steps.policy.reconcile import (
     should_post,
     verdict,
 )
-from steps.reconcile import RUN_SELECTOR
 from steps.runtime.errors import ConfigError
+from steps.runtime.labels import RUN_SELECTOR
 from tests.support.reconcile_helpers import run_document
 
 ROOT = Path(__file__).resolve().parents[2]
