@@ -28,7 +28,6 @@ from steps.policy.reconcile import (
 from steps.runtime.errors import ConfigError, InfraError, StepError
 from steps.runtime.labels import RUN_SELECTOR
 from steps.runtime.metrics import write_metric
-from steps.runtime.registrations import mounted_registration
 from steps.runtime.settings import GitHubStepSettings
 from steps.runtime.step import step
 from steps.store.base import ArtifactStore
@@ -109,8 +108,9 @@ class Reconciler:
         argo: The Argo Server client (namespace of the runs).
         settings: GitHub settings (API URL, App id, status context).
         target_url: The link of a run, from its Workflow name (what its own statuses point to).
-        github_ids: ``(installation_id, app_id)`` of a repository, None each to look up.
         store: The release store (workspaces and the memo), or None to leave storage alone.
+        github_ids: ``(installation_id, app_id)`` of a repository; by default (None, None): a pod's token
+            source reads them from the mounted registrations, else looks the installation up.
         limits: What one pass may do.
         dry_run: Read everything, change nothing.
         clock: The time source (tests pass a fixed one).
@@ -119,8 +119,8 @@ class Reconciler:
     argo: ArgoServer
     settings: GitHubStepSettings
     target_url: Callable[[str], str]
-    github_ids: Callable[[str], tuple[int | None, int | None]]
     store: ArtifactStore | None
+    github_ids: Callable[[str], tuple[int | None, int | None]] = lambda repo: (None, None)
     limits: Limits = field(default_factory=Limits)
     dry_run: bool = False
     clock: Callable[[], float] = time.time
@@ -253,11 +253,6 @@ class Reconciler:
         report.uploads_aborted = self.store.abort_uploads_before(cutoff, max_uploads=self.limits.max_uploads)
 
 
-def _ids_from_registrations(repo: str) -> tuple[int | None, int | None]:
-    registration = mounted_registration(repo)
-    return (None, None) if registration is None else (registration.installation_id, registration.app_id)
-
-
 @step
 def reconcile(look_back: str = "24h", max_repairs: int = 200, budget_seconds: int = 240, dry_run: bool = False) -> str:
     """Step (CronWorkflow ``release-status-reconciler``): one pass; its summary is the step's result.
@@ -280,7 +275,6 @@ def reconcile(look_back: str = "24h", max_repairs: int = 200, budget_seconds: in
         argo=argo,
         settings=GitHubStepSettings.from_env(),
         target_url=lambda name: template.replace("{workflow}", name),
-        github_ids=_ids_from_registrations,
         store=release_store() if env.get(STORE_ENV) else None,
         limits=Limits(
             look_back=parse_duration(look_back, "look-back"), max_repairs=max_repairs, budget_seconds=budget_seconds

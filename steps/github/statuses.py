@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from github import GithubObject
+from github.Commit import Commit
+from github.CommitStatus import CommitStatus
 from github.Repository import Repository
 
 from steps.github.app import repo_client
@@ -85,8 +87,7 @@ def set_commit_status(
 
     def act(repository: Repository) -> bool:
         commit = repository.get_commit(sha)
-        statuses = commit.get_combined_status().statuses if look_first else []
-        latest = next((s for s in statuses if s.context == context), None)
+        latest = _latest(commit, context) if look_first else None
         if (
             latest is not None
             and latest.state == state
@@ -103,12 +104,16 @@ def set_commit_status(
     return StatusResult(repo, sha, state, description, context, target_url, posted)
 
 
+def _latest(commit: Commit, context: str) -> CommitStatus | None:
+    """The newest status of ``context`` on ``commit`` (one GET of the combined status), or None."""
+    return next((s for s in commit.get_combined_status().statuses if s.context == context), None)
+
+
 def latest_status(client: RepoClient, sha: str, context: str) -> tuple[str, str] | None:
     """``(state, target_url)`` of the newest status of ``context`` on ``sha``, or None (one GET, combined status)."""
 
     def act(repository: Repository) -> tuple[str, str] | None:
-        statuses = repository.get_commit(sha).get_combined_status().statuses
-        latest = next((s for s in statuses if s.context == context), None)
+        latest = _latest(repository.get_commit(sha), context)
         return None if latest is None else (latest.state, latest.target_url or "")
 
     return client.call(f"read the {context} status of {sha[:7]}", act)
