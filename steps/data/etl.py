@@ -36,7 +36,6 @@ COMPRESSION_LEVEL = 3
 # (32 MiB: 710 MB). Batches are gathered into row groups of ROW_GROUP_ROWS rows.
 CSV_BLOCK_BYTES = 8 * 1024 * 1024
 ROW_GROUP_ROWS = 1_000_000
-_HASH_BLOCK = 1024 * 1024
 _REPO = re.compile(r"^[\w.-]+/[\w.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
@@ -106,15 +105,6 @@ def _json_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _csv_columns(path: Path) -> list[str]:
@@ -387,6 +377,5 @@ __all__ = [
     "ColumnStats",
     "TableStats",
     "build_release",
-    "sha256_file",
     "write_table",
 ]

@@ -6,7 +6,7 @@ import base64
 import contextlib
 import hashlib
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,26 +340,29 @@ class S3Store(ArtifactStore):
             raise _s3_error("GetObject", self.url_for(key), exc) from exc
         return size
 
+    def _abort_uploads(self, prefix: str, wanted: Callable[[dict[str, Any]], bool], limit: int) -> list[str]:
+        """Abort the open multipart uploads under ``prefix`` that ``wanted`` picks, at most ``limit``."""
+        aborted: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    if len(aborted) >= limit:
+                        return aborted
+                    if wanted(upload):
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted.append(self._relative(upload["Key"]))
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error("AbortMultipartUpload", self.url, exc) from exc
+        return aborted
+
     def abort_incomplete(self, keys: Collection[str]) -> list[str]:
         """Abort every open multipart upload of ``keys`` (ListMultipartUploads + AbortMultipartUpload)."""
         if not keys:
             return []
-        full = {self._full(k): k for k in keys}
-        aborted = []
-        try:
-            pages = self.client.get_paginator("list_multipart_uploads").paginate(
-                Bucket=self.bucket, Prefix=os.path.commonprefix(list(full))
-            )
-            for page in pages:
-                for upload in page.get("Uploads", []):
-                    if upload["Key"] in full:
-                        self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        aborted.append(full[upload["Key"]])
-        except (ClientError, BotoCoreError) as exc:
-            raise _s3_error("AbortMultipartUpload", self.url, exc) from exc
-        return aborted
+        full = {self._full(k) for k in keys}
+        return self._abort_uploads(os.path.commonprefix(list(full)), lambda u: u["Key"] in full, 10**9)
 
     def list_modified(self, prefix: str, *, max_keys: int) -> tuple[dict[str, float], bool]:
         """Keys under ``prefix`` with their ``LastModified`` (one ListObjectsV2 per 1,000 keys)."""
@@ -395,21 +398,8 @@ class S3Store(ArtifactStore):
 
     def abort_uploads_before(self, cutoff: float, *, max_uploads: int) -> list[str]:
         """Abort multipart uploads under the prefix initiated before ``cutoff`` (a killed pod never finishes one)."""
-        aborted: list[str] = []
-        try:
-            prefix = f"{self.prefix}/" if self.prefix else ""
-            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
-                for upload in page.get("Uploads", []):
-                    if len(aborted) >= max_uploads:
-                        return aborted
-                    if upload["Initiated"].timestamp() < cutoff:
-                        self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        aborted.append(self._relative(upload["Key"]))
-        except (ClientError, BotoCoreError) as exc:
-            raise _s3_error("AbortMultipartUpload", self.url, exc) from exc
-        return aborted
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        return self._abort_uploads(prefix, lambda u: u["Initiated"].timestamp() < cutoff, max_uploads)
 
 
 def s3_client(
